@@ -1,0 +1,105 @@
+"""Build the parts of an experiment from a validated config: datasets, tasks, model, couplings.
+
+Everything here is shared by training, evaluation, prediction, export and distillation, so a
+checkpoint's stored config rebuilds exactly the model that was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, open_dict
+from torch import nn
+
+from mtdense.config import plain
+from mtdense.models.multitask import MultiTaskModel
+from mtdense.registry import COUPLINGS, DATASETS, TASKS, ConfigError
+
+
+def build_dataset(cfg: DictConfig, split: str):
+    if split not in cfg.data or cfg.data[split] is None:
+        raise ConfigError(f"data.{split}: not configured; add a dataset for this split or choose another split")
+    ds = DATASETS.build(plain(cfg.data[split]), f"data.{split}")
+    if len(ds) == 0:
+        raise ConfigError(f"data.{split}: the dataset is empty; check its path and split")
+    return ds
+
+
+def build_tasks(cfg: DictConfig) -> nn.ModuleDict:
+    return nn.ModuleDict({name: TASKS.build(plain(t), f"tasks.{name}", name=name) for name, t in cfg.tasks.items()})
+
+
+def build_couplings(cfg: DictConfig, tasks: nn.ModuleDict) -> nn.ModuleDict:
+    out = nn.ModuleDict()
+    for i, c in enumerate(cfg.couplings or []):
+        c = plain(c)
+        name = c.pop("name", None) or c.get("type")
+        if name in out or name in tasks:
+            raise ConfigError(f"couplings.{i}.name: {name!r} is already used; give each coupling a distinct name")
+        out[name] = COUPLINGS.build(c, f"couplings.{i}", tasks=tasks)
+    return out
+
+
+def build_model(cfg: DictConfig, tasks: nn.ModuleDict, in_channels: int) -> MultiTaskModel:
+    model_cfg = {k: v for k, v in plain(cfg.model).items() if k != "in_channels"}
+    return MultiTaskModel(model_cfg, {n: t.out_channels for n, t in tasks.items()}, in_channels)
+
+
+def resolve_in_channels(cfg: DictConfig, dataset: Any) -> tuple[int, list[str]]:
+    """Input channel count (config wins, else the dataset's ``channel_names``), recorded in ``cfg``."""
+    names = list(getattr(dataset, "channel_names", []) or [])
+    given = cfg.model.get("in_channels")
+    if given is None:
+        if not names:
+            raise ConfigError("model.in_channels: the dataset does not report channel_names; set model.in_channels")
+        given = len(names)
+    elif names and given != len(names):
+        raise ConfigError(f"model.in_channels: {given} but the dataset has {len(names)} channels ({', '.join(names)})")
+    with open_dict(cfg):
+        cfg.model.in_channels = int(given)
+    return int(given), names or [f"ch{i}" for i in range(given)]
+
+
+@dataclass
+class Experiment:
+    """The built parts of one experiment."""
+
+    cfg: DictConfig
+    tasks: nn.ModuleDict
+    model: MultiTaskModel
+    couplings: nn.ModuleDict
+    channel_names: list[str]
+    datasets: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self) -> dict[str, Any]:
+        return {"in_channels": self.cfg.model.in_channels, "channel_names": self.channel_names,
+                "tasks": {n: t.out_channels for n, t in self.tasks.items()}}
+
+    def dataset(self, split: str):
+        if split not in self.datasets:
+            self.datasets[split] = build_dataset(self.cfg, split)
+        return self.datasets[split]
+
+
+def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None) -> Experiment:
+    """Build tasks, model and couplings; the train dataset is opened to learn the input channels
+    unless ``channel_names`` is given (as it is when rebuilding from a checkpoint)."""
+    datasets = {}
+    if channel_names is None:
+        datasets["train"] = build_dataset(cfg, "train")
+        in_ch, channel_names = resolve_in_channels(cfg, datasets["train"])
+    else:
+        in_ch = len(channel_names)
+        with open_dict(cfg):
+            cfg.model.in_channels = in_ch
+    tasks = build_tasks(cfg)
+    model = build_model(cfg, tasks, in_ch)
+    couplings = build_couplings(cfg, tasks)
+    return Experiment(cfg, tasks, model, couplings, channel_names, datasets)
+
+
+def predictions(tasks: nn.ModuleDict, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each task's prediction in its own units (class ids, rain rate, depth)."""
+    return {name: task.predict_from(outputs, tasks) for name, task in tasks.items()}

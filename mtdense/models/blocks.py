@@ -1,0 +1,52 @@
+"""Small building blocks shared by encoders, decoders and heads (not registered plugins)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from mtdense.registry import ConfigError
+
+NORMS = ("batch", "instance", "group", "none")
+ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":  # nnU-Net's choice
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "group":
+        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ConfigError(f"norm: {kind!r} is not one of {', '.join(NORMS)}")
+
+
+def make_activation(kind: str) -> nn.Module:
+    if kind == "relu":
+        return nn.ReLU(inplace=True)
+    if kind == "leaky_relu":  # nnU-Net uses negative slope 0.01
+        return nn.LeakyReLU(0.01, inplace=True)
+    if kind == "gelu":
+        return nn.GELU()
+    if kind == "silu":
+        return nn.SiLU(inplace=True)
+    raise ConfigError(f"activation: {kind!r} is not one of {', '.join(ACTIVATIONS)}")
+
+
+class ConvNormAct(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str = "batch", activation: str = "relu",
+                 kernel_size: int = 3, stride: int = 1):
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=kernel_size // 2, bias=norm == "none"),
+            make_norm(norm, cout),
+            make_activation(activation),
+        )
+
+
+class ConvBlock(nn.Sequential):
+    """Two conv–norm–activation layers: the U-Net / nnU-Net stage."""
+
+    def __init__(self, cin: int, cout: int, norm: str = "batch", activation: str = "relu", stride: int = 1):
+        super().__init__(ConvNormAct(cin, cout, norm, activation, stride=stride), ConvNormAct(cout, cout, norm, activation))

@@ -1,0 +1,117 @@
+"""The multi-task dense model: shared encoder, per-branch decoders run stage by stage,
+interaction modules between stages, and one head per task (see docs in DESIGN.md).
+
+Config (``model:`` section)::
+
+    backbone: {type: timm, name: resnet18}          # any BACKBONES entry
+    decoder: {type: unet}                            # default decoder of every branch
+    branches:                                        # optional; default: one branch per task
+      shared: {tasks: [semantic, depth], decoder: {type: unet, widths: [...]}}
+    interactions:                                    # between decoder stages, in order
+      - {type: cbim, stages: [1, 2], kernel_size: 7}
+    head: {type: conv}                               # default head; per task: heads.<task>
+    heads: {rain_rate: {type: linear}}
+
+A branch may carry several tasks (hard parameter sharing); interactions see one entry per
+branch, keyed by branch name (which is the task name when branches are not given).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from mtdense.registry import BACKBONES, DECODERS, HEADS, INTERACTIONS, ConfigError
+
+MODEL_KEYS = ("in_channels", "backbone", "decoder", "branches", "interactions", "head", "heads")
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, cfg: Mapping[str, Any], task_channels: Mapping[str, int], in_channels: int):
+        super().__init__()
+        cfg = dict(cfg)
+        for key in cfg:
+            if key not in MODEL_KEYS:
+                raise ConfigError(f"model.{key}: unknown key; accepted: {', '.join(MODEL_KEYS)}")
+        self.task_names = list(task_channels)
+        self.backbone = BACKBONES.build(cfg.get("backbone", {"type": "timm"}), "model.backbone", in_channels=in_channels)
+        enc = dict(encoder_channels=self.backbone.channels, encoder_reductions=self.backbone.reductions)
+
+        branches = cfg.get("branches") or {t: {"tasks": [t]} for t in self.task_names}
+        self.branch_of: dict[str, str] = {}
+        self.decoders = nn.ModuleDict()
+        for bname, bcfg in branches.items():
+            extra = set(bcfg) - {"tasks", "decoder"}
+            if extra:
+                raise ConfigError(f"model.branches.{bname}.{sorted(extra)[0]}: unknown key; accepted: tasks, decoder")
+            for t in bcfg.get("tasks", []):
+                if t not in task_channels:
+                    raise ConfigError(f"model.branches.{bname}.tasks: {t!r} is not a task; tasks: {', '.join(self.task_names)}")
+                if t in self.branch_of:
+                    raise ConfigError(f"model.branches.{bname}.tasks: {t!r} is already in branch {self.branch_of[t]!r}")
+                self.branch_of[t] = bname
+            dcfg = bcfg.get("decoder") or cfg.get("decoder") or {"type": "unet"}
+            self.decoders[bname] = DECODERS.build(dcfg, f"model.branches.{bname}.decoder", **enc)
+        missing = [t for t in self.task_names if t not in self.branch_of]
+        if missing:
+            raise ConfigError(f"model.branches: task(s) {', '.join(missing)} belong to no branch")
+        stages = {d.num_stages for d in self.decoders.values()}
+        if len(stages) != 1:
+            raise ConfigError(f"model.branches: all branch decoders need the same number of stages, got {sorted(stages)}")
+        self.num_stages = stages.pop()
+
+        # interactions[s] is the list of modules applied after decoder stage s
+        self.interactions = nn.ModuleList([nn.ModuleList() for _ in range(self.num_stages)])
+        for i, icfg in enumerate(cfg.get("interactions") or []):
+            icfg = dict(icfg)
+            where = f"model.interactions.{i}"
+            stage_list = icfg.pop("stages", "last")
+            stage_list = self._resolve_stages(stage_list, where)
+            for s in stage_list:
+                channels = {b: d.stage_channels[s] for b, d in self.decoders.items()}
+                self.interactions[s].append(INTERACTIONS.build(icfg, where, channels=channels))
+
+        self.heads = nn.ModuleDict()
+        head_cfgs = cfg.get("heads") or {}
+        for t in head_cfgs:
+            if t not in task_channels:
+                raise ConfigError(f"model.heads.{t}: not a task; tasks: {', '.join(self.task_names)}")
+        for t, out_ch in task_channels.items():
+            hcfg = head_cfgs.get(t) or cfg.get("head") or {"type": "conv"}
+            width = self.decoders[self.branch_of[t]].stage_channels[-1]
+            self.heads[t] = HEADS.build(hcfg, f"model.heads.{t}", in_channels=width, out_channels=out_ch)
+
+    def _resolve_stages(self, stages: Any, where: str) -> list[int]:
+        if stages == "all":
+            return list(range(self.num_stages))
+        if stages == "last":
+            return [self.num_stages - 1]
+        if isinstance(stages, int):
+            stages = [stages]
+        out = []
+        for s in stages:
+            s = int(s)
+            if not -self.num_stages <= s < self.num_stages:
+                raise ConfigError(f"{where}.stages: {s} is out of range; this decoder has stages 0..{self.num_stages - 1}")
+            out.append(s % self.num_stages)
+        return out
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        skips = self.backbone(image)
+        feats = {b: skips[-1] for b in self.decoders}
+        for s in range(self.num_stages):
+            feats = {b: dec.stage(s, feats[b], skips) for b, dec in self.decoders.items()}
+            for module in self.interactions[s]:
+                feats = module(feats)
+        size = image.shape[-2:]
+        return {t: self.heads[t](feats[self.branch_of[t]], size) for t in self.task_names}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """Parameters that feed more than one task: encoder, interactions, multi-task branches."""
+        params = list(self.backbone.parameters()) + list(self.interactions.parameters())
+        for b, dec in self.decoders.items():
+            if sum(1 for t in self.task_names if self.branch_of[t] == b) > 1:
+                params += list(dec.parameters())
+        return [p for p in params if p.requires_grad]

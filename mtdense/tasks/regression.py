@@ -1,0 +1,81 @@
+"""Per-pixel regression with an output activation and an optional target transform.
+
+The loss compares ``activation(raw)`` with ``transform(target)``; ``predict`` returns
+``inverse_transform(activation(raw))`` in the target's own units. ``log1p`` suits heavy-tailed
+targets such as rain rate; ``softplus``/``relu`` keep predictions non-negative.
+``gate`` multiplies the prediction by a classification task's event probability (``soft``) or
+by 1[probability ≥ threshold] (``hard``): the final estimate of MTCF-style and two-stage
+precipitation retrievals, e.g. ``gate: {task: rain_class, mode: hard, threshold: 0.5}``.
+``loss_target_min`` restricts the loss to pixels whose target is ≥ that value (e.g. rainy
+pixels only, as in two-stage precipitation retrievals).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from mtdense.registry import TASKS, ConfigError
+from mtdense.tasks.base import Task
+
+ACTIVATIONS = {
+    "none": lambda x: x,
+    "softplus": F.softplus,
+    "relu": F.relu,
+    "exp": torch.exp,
+    "sigmoid": torch.sigmoid,
+}
+TRANSFORMS = {"none": (lambda x: x, lambda x: x), "log1p": (torch.log1p, torch.expm1)}
+
+
+@TASKS.register("regression")
+class RegressionTask(Task):
+    out_channels = 1
+
+    def __init__(self, name: str, target: str, activation: str = "none", target_transform: str = "none",
+                 loss: Mapping[str, Any] | str = "mse", metrics: list | None = None, loss_target_min: float | None = None,
+                 gate: Mapping[str, Any] | None = None):
+        super().__init__(name, target, loss, metrics)
+        self.gate = dict(gate) if gate else None
+        if self.gate:
+            unknown = set(self.gate) - {"task", "mode", "threshold", "level"}
+            if unknown or "task" not in self.gate:
+                raise ConfigError(f"tasks.{name}.gate: needs 'task' and accepts mode (hard|soft), threshold, level; got {sorted(self.gate)}")
+            if self.gate.setdefault("mode", "hard") not in ("hard", "soft"):
+                raise ConfigError(f"tasks.{name}.gate.mode: {self.gate['mode']!r} is not one of hard, soft")
+            self.gate.setdefault("threshold", 0.5)
+            self.gate.setdefault("level", 1)
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"tasks.{name}.activation: {activation!r} is not one of {', '.join(ACTIVATIONS)}")
+        if target_transform not in TRANSFORMS:
+            raise ConfigError(f"tasks.{name}.target_transform: {target_transform!r} is not one of {', '.join(TRANSFORMS)}")
+        self.activation = activation
+        self.target_transform = target_transform
+        self.loss_target_min = loss_target_min
+
+    def activated(self, raw: torch.Tensor) -> torch.Tensor:
+        return ACTIVATIONS[self.activation](raw.float()[:, 0])
+
+    def loss(self, raw, target, valid):
+        if self.loss_target_min is not None:
+            valid = valid & (target >= self.loss_target_min)
+        forward, _ = TRANSFORMS[self.target_transform]
+        return self.loss_fn(self.activated(raw), forward(torch.where(valid, target, 0).float()), valid)
+
+    def predict(self, raw: torch.Tensor) -> torch.Tensor:
+        _, inverse = TRANSFORMS[self.target_transform]
+        return inverse(self.activated(raw))
+
+    def predict_from(self, outputs, tasks):
+        pred = self.predict(outputs[self.name])
+        if not self.gate:
+            return pred
+        gate_task = tasks[self.gate["task"]] if self.gate["task"] in tasks else None
+        if gate_task is None or not hasattr(gate_task, "event_probability"):
+            raise ConfigError(f"tasks.{self.name}.gate.task: {self.gate['task']!r} must be a threshold_classification task")
+        prob = gate_task.event_probability(outputs[gate_task.name], self.gate["level"])
+        if self.gate["mode"] == "soft":
+            return pred * prob
+        return pred * (prob >= self.gate["threshold"])

@@ -1,0 +1,32 @@
+"""Semantic segmentation: C classes, argmax prediction, ignore via the validity mask."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from mtdense.registry import TASKS
+from mtdense.tasks.base import Task
+
+
+@TASKS.register("segmentation")
+class SegmentationTask(Task):
+    def __init__(self, name: str, num_classes: int, target: str = "semantic",
+                 loss: Mapping[str, Any] | str = "ce", metrics: list | None = None,
+                 class_names: list[str] | None = None):
+        super().__init__(name, target, loss, metrics if metrics is not None else [{"type": "segmentation"}])
+        self.num_classes = self.out_channels = num_classes
+        self.class_names = class_names
+
+    def loss(self, raw, target, valid):
+        return self.loss_fn(raw, target, valid)
+
+    def predict(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw.argmax(dim=1)
+
+    def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw.float().softmax(dim=1)
+
+    def metric_args(self):
+        return {"num_classes": self.num_classes}

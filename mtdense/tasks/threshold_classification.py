@@ -1,0 +1,39 @@
+"""Per-pixel classes derived from a continuous target by thresholds (rain classes from rain rate).
+
+With thresholds τ_1 < … < τ_K a value v gets class k = #{τ_i ≤ v} (the "≥ τ is an event"
+convention of precipitation verification), so one threshold gives rain/no-rain and
+(0.5, 2, 5, 10) mm/h give five intensity classes. The model outputs K+1 logits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from mtdense.registry import TASKS, ConfigError
+from mtdense.tasks.segmentation import SegmentationTask
+
+
+@TASKS.register("threshold_classification")
+class ThresholdClassificationTask(SegmentationTask):
+    def __init__(self, name: str, target: str, thresholds: list[float], loss: Mapping[str, Any] | str = "ce",
+                 metrics: list | None = None):
+        thresholds = [float(t) for t in thresholds]
+        if not thresholds or sorted(thresholds) != thresholds or len(set(thresholds)) != len(thresholds):
+            raise ConfigError(f"tasks.{name}.thresholds: need strictly increasing values, got {thresholds}")
+        names = [f"<{thresholds[0]:g}"] + [f">={t:g}" for t in thresholds]
+        super().__init__(name, len(thresholds) + 1, target, loss, metrics, class_names=names)
+        self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32), persistent=False)
+
+    def classes_of(self, value: torch.Tensor) -> torch.Tensor:
+        """Class index of each value: number of thresholds that are ≤ value."""
+        return torch.bucketize(value.float(), self.thresholds, right=True)
+
+    def target_from(self, batch):
+        value, valid = super().target_from(batch)
+        return self.classes_of(value), valid
+
+    def event_probability(self, raw: torch.Tensor, level: int = 1) -> torch.Tensor:
+        """P(class ≥ level), e.g. the rain probability for level 1."""
+        return self.probabilities(raw)[:, level:].sum(dim=1)
