@@ -34,7 +34,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "min_lr_ratio": 0.0,
     "accumulate": 1,
     "grad_clip": None,
-    "precision": "fp32",  # fp32 | bf16 | fp16 (fp16 only on CUDA)
+    "precision": "fp32",  # fp32 | bf16 (torch.autocast; bf16 runs on CPU and CUDA)
     "channels_last": False,
     "compile": False,
     "deterministic": True,
@@ -52,7 +52,7 @@ DATA_DEFAULTS: dict[str, Any] = {"batch_size": 8, "num_workers": 0, "eval_batch_
 ALLOWED_VALUES = {
     "trainer.optimizer": ("adamw", "sgd"),
     "trainer.schedule": ("cosine", "poly", "constant"),
-    "trainer.precision": ("fp32", "bf16", "fp16"),
+    "trainer.precision": ("fp32", "bf16"),
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.monitor_mode": ("min", "max"),
 }

@@ -12,8 +12,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, open_dict
 from torch import nn
+from torch.utils.data import DataLoader
 
 from mtdense.config import plain
+from mtdense.engine.distributed import ResumableSampler
 from mtdense.models.multitask import MultiTaskModel
 from mtdense.registry import COUPLINGS, DATASETS, TASKS, ConfigError
 
@@ -25,6 +27,17 @@ def build_dataset(cfg: DictConfig, split: str):
     if len(ds) == 0:
         raise ConfigError(f"data.{split}: the dataset is empty; check its path and split")
     return ds
+
+
+def make_loader(cfg: DictConfig, dataset: Any, split: str, shuffle: bool, epoch: int = 0, start_batch: int = 0,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader whose order depends only on (seed, epoch), sharded across DDP ranks."""
+    bs = cfg.data.batch_size if split == "train" else (cfg.data.eval_batch_size or cfg.data.batch_size)
+    sampler = ResumableSampler(len(dataset), int(bs), shuffle, int(cfg.seed), drop_last=shuffle)
+    sampler.set_epoch(epoch, start_batch)
+    gen = torch.Generator().manual_seed(int(cfg.seed) * 1000 + epoch)
+    return DataLoader(dataset, batch_size=int(bs), sampler=sampler, num_workers=int(cfg.data.num_workers),
+                      generator=gen, pin_memory=pin_memory)
 
 
 def build_tasks(cfg: DictConfig) -> nn.ModuleDict:

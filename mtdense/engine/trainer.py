@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from mtdense.config import plain, to_yaml
 from mtdense.engine import distributed as dist_utils
-from mtdense.engine.builder import Experiment, build_experiment
+from mtdense.engine.builder import Experiment, build_experiment, make_loader
 from mtdense.engine.checkpoint import prune_checkpoints, read_checkpoint, save_checkpoint, write_pointer
 from mtdense.engine.evaluator import Evaluator, move_batch
 from mtdense.engine.schedule import build_optimizer, build_scheduler
@@ -75,14 +75,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- data
     def _loader(self, split: str, shuffle: bool, epoch: int = 0, start_batch: int = 0) -> DataLoader:
-        ds = self.exp.dataset(split)
-        bs = self.cfg.data.batch_size if split == "train" else (self.cfg.data.eval_batch_size or self.cfg.data.batch_size)
-        sampler = dist_utils.ResumableSampler(len(ds), bs, shuffle, int(self.cfg.seed), drop_last=shuffle)
-        sampler.set_epoch(epoch, start_batch)
-        workers = int(self.cfg.data.num_workers)
-        gen = torch.Generator().manual_seed(int(self.cfg.seed) * 1000 + epoch)
-        return DataLoader(ds, batch_size=bs, sampler=sampler, num_workers=workers, generator=gen,
-                          persistent_workers=False, pin_memory=self.device.type == "cuda")
+        return make_loader(self.cfg, self.exp.dataset(split), split, shuffle, epoch, start_batch,
+                           pin_memory=self.device.type == "cuda")
 
     def autocast(self):
         if self.cfg.trainer.precision == "bf16":

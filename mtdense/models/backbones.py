@@ -36,6 +36,8 @@ def _check_weights_path(path: str | None) -> None:
 class TimmBackbone(nn.Module):
     """A timm model with ``features_only=True``; ``in_channels`` may be any count."""
 
+    conformance_kwargs = {"name": "test_resnet"}  # the smallest config the shared tests build
+
     def __init__(self, in_channels: int, name: str = "resnet18", out_indices: list[int] | None = None,
                  checkpoint_path: str | None = None, **timm_kwargs):
         super().__init__()
@@ -65,6 +67,8 @@ class TimmBackbone(nn.Module):
 class SmpBackbone(nn.Module):
     """A segmentation-models-pytorch encoder (its stride-1 identity output is dropped)."""
 
+    conformance_kwargs = {"name": "tu-test_resnet", "depth": 4}
+
     def __init__(self, in_channels: int, name: str = "resnet18", depth: int = 5, checkpoint_path: str | None = None):
         super().__init__()
         import segmentation_models_pytorch as smp
@@ -89,6 +93,8 @@ class SmpBackbone(nn.Module):
 @BACKBONES.register("unet_encoder")
 class UNetEncoder(nn.Module):
     """Contracting path of a U-Net: ``depth`` levels, widths ``width * 2**level`` (capped)."""
+
+    conformance_kwargs = {"width": 4, "depth": 3}
 
     def __init__(self, in_channels: int, width: int = 32, depth: int = 5, max_width: int = 512,
                  norm: str = "batch", activation: str = "relu", downsample: str = "maxpool"):

@@ -1,0 +1,79 @@
+"""Use a checkpoint on its own: rebuild its model, evaluate it, write predictions."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from mtdense.config import validate
+from mtdense.engine.builder import Experiment, build_experiment, make_loader, predictions
+from mtdense.engine.checkpoint import read_checkpoint
+from mtdense.engine.evaluator import Evaluator, move_batch
+from mtdense.engine.trainer import pick_device
+
+
+def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experiment:
+    """The experiment stored in a checkpoint, with its trained weights, in eval mode.
+
+    ``overrides`` (dotlist) may point the data sections elsewhere, e.g. ``data.test.root=...``.
+    """
+    ckpt = read_checkpoint(path)
+    cfg = OmegaConf.merge(ckpt["config"], OmegaConf.from_dotlist(list(overrides)))
+    cfg = validate(cfg, source=str(ckpt["folder"]))
+    exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"])
+    exp.model.load_state_dict(ckpt["weights"])
+    exp.model.eval()
+    return exp
+
+
+def _autocast(exp: Experiment, device: torch.device):
+    if exp.cfg.trainer.precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def evaluate_checkpoint(path: str | Path, split: str = "val", overrides: Iterable[str] = ()) -> dict[str, float]:
+    exp = load_experiment(path, overrides)
+    device = pick_device(exp.cfg.trainer.device)
+    model, tasks, couplings = exp.model.to(device), exp.tasks.to(device), exp.couplings.to(device)
+    evaluator = Evaluator(model, tasks, couplings, device, _autocast(exp, device))
+    return evaluator.run(make_loader(exp.cfg, exp.dataset(split), split, shuffle=False), split)
+
+
+@torch.no_grad()
+def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides: Iterable[str] = ()) -> Path:
+    """Write every task's prediction for ``split`` to an HDF5 file: one (N, H, W) dataset per
+    task (class ids or values in the task's units) and ``id`` (sample ids)."""
+    exp = load_experiment(path, overrides)
+    device = pick_device(exp.cfg.trainer.device)
+    model, tasks = exp.model.to(device), exp.tasks.to(device)
+    evaluator = Evaluator(model, tasks, exp.couplings, device, _autocast(exp, device))
+    ds = exp.dataset(split)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["checkpoint"] = str(read_checkpoint(path)["folder"])
+        f.attrs["split"] = split
+        written = 0
+        ids = []
+        for batch in make_loader(exp.cfg, ds, split, shuffle=False):
+            batch = move_batch(batch, device)
+            preds = predictions(tasks, evaluator.outputs(batch["image"]))
+            for name, p in preds.items():
+                arr = p.cpu().numpy()
+                if name not in f:
+                    f.create_dataset(name, shape=(len(ds),) + arr.shape[1:], dtype=arr.dtype,
+                                     chunks=(1,) + arr.shape[1:], compression="gzip")
+                f[name][written:written + len(arr)] = arr
+            ids += list(batch.get("meta", {}).get("id", [str(written + i) for i in range(len(batch["image"]))]))
+            written += len(batch["image"])
+        f.create_dataset("id", data=np.array(ids, dtype="S"))
+    tmp.replace(out)
+    return out

@@ -1,0 +1,45 @@
+"""Shared fixtures: tiny configs and the location of the real sample data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def tiny_config(out_dir: Path, **trainer) -> dict:
+    """A two-task experiment on synthetic shapes that trains in about a second."""
+    return {
+        "seed": 0,
+        "data": {
+            "train": {"type": "synthetic_shapes", "length": 16, "size": [16, 24], "channels": 3, "split": "train"},
+            "val": {"type": "synthetic_shapes", "length": 8, "size": [16, 24], "channels": 3, "split": "val"},
+            "batch_size": 4,
+        },
+        "model": {
+            "backbone": {"type": "unet_encoder", "width": 4, "depth": 3, "norm": "group"},
+            "decoder": {"type": "unet", "norm": "group"},
+            "head": {"type": "conv", "norm": "group"},
+        },
+        "tasks": {
+            "semantic": {"type": "segmentation", "num_classes": 3, "target": "semantic"},
+            "height": {"type": "regression", "target": "height", "activation": "softplus", "loss": "l1",
+                       "metrics": [{"type": "precip_continuous"}]},
+        },
+        "trainer": {"max_epochs": 2, "lr": 3e-3, "out_dir": str(out_dir), **trainer},
+        "logging": {"loggers": [{"type": "csv"}]},
+    }
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present next to the project")
+    return SHARED_DATA
