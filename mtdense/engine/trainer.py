@@ -106,7 +106,7 @@ class Trainer:
         ids = batch.get("meta", {}).get("id")
         raise TrainingError(
             f"step {self.global_step}: non-finite loss for {', '.join(bad)} "
-            f"({', '.join(f'{k}={float(losses[k]):.4g}' for k in bad)}); {hint}. "
+            f"({', '.join(f'{k}={float(losses[k].detach()):.4g}' for k in bad)}); {hint}. "
             f"Samples: {list(ids)[:8] if ids is not None else 'unknown'}. The last good checkpoint is in {self.ckpt_dir}"
         )
 
