@@ -339,12 +339,12 @@ def render_street(scene: StreetScene, height: int, width: int, rng: np.random.Ge
     order = np.argsort(nearest, kind="stable")
     bounds = np.searchsorted(nearest[order], np.arange(len(surfaces) + 1))
 
-    label = np.full(n, SKY, np.uint8)
-    direction = r / np.linalg.norm(r, axis=0)
-    elevation = np.clip(-direction[1], 0, 1)[:, None]
+    label, colour = np.full(n, SKY, np.uint8), np.zeros((n, 3))
+    sky = order[bounds[-1] :]
+    direction = r[:, sky] / np.linalg.norm(r[:, sky], axis=0)
     clouds = _value_noise(direction[0] / (direction[2] + 1.5), direction[1] / (direction[2] + 1.5), 0.08, 40)
-    colour = scene.sky[0] + (scene.sky[1] - scene.sky[0]) * np.sqrt(elevation)
-    colour = colour + (0.95 - colour) * (np.clip(clouds - 0.45, 0, 1) * 1.5)[:, None]
+    gradient = scene.sky[0] + (scene.sky[1] - scene.sky[0]) * np.sqrt(np.clip(-direction[1], 0, 1))[:, None]
+    colour[sky] = gradient + (0.95 - gradient) * (np.clip(clouds - 0.45, 0, 1) * 1.5)[:, None]
     for s, (_, _, shade) in enumerate(surfaces):
         idx = order[bounds[s] : bounds[s + 1]]
         if idx.size == 0:
