@@ -38,6 +38,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from mtdense.data.joint_transforms import nearest_indices
 from mtdense.registry import DATASETS, ConfigError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -62,11 +63,6 @@ def _lookup_table(classes: int) -> np.ndarray:
     for train_id, label_id in enumerate(TRAIN_ID_LABEL_IDS):
         table[label_id] = train_id if classes == 19 else TRAIN_ID_CATEGORY[train_id]
     return table
-
-
-def _nearest_indices(n_in: int, n_out: int) -> np.ndarray:
-    """Source index of each output pixel for nearest-neighbour resampling (pixel centres)."""
-    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
 
 
 def _read_png(path: Path, what: str, modes: Sequence[str]) -> np.ndarray:
@@ -213,7 +209,7 @@ class Cityscapes(Dataset):
 
         if self.size is not None and self.size != (height, width):
             out_h, out_w = self.size
-            rows, cols = _nearest_indices(height, out_h), _nearest_indices(width, out_w)
+            rows, cols = nearest_indices(height, out_h), nearest_indices(width, out_w)
             semantic, value, depth_valid = (a[rows][:, cols] for a in (semantic, value, depth_valid))
             if self.target == "disparity":
                 value = value * (out_w / width)

@@ -121,16 +121,21 @@ def _hsv(rng: np.random.Generator, hue, sat, val) -> np.ndarray:
     return v - v * s * np.clip(np.minimum(k, 4 - k), 0, 1)
 
 
-def _place(rng, boxes, x_range, z_range, size, label, colour, kind, accent=None, tries=20) -> None:
-    """Add a box standing on the ground at a random free footprint (no overlap)."""
+def _building_colour(rng: np.random.Generator) -> np.ndarray:
+    return _hsv(rng, (0.0, 0.15), (0.05, 0.5), (0.35, 0.85))  # greys, ochres, bricks
+
+
+def _place(rng, boxes, ground_y, x_range, z_range, size, label, colour, kind, accent=None, tries=20) -> bool:
+    """Add a box standing on the ground (Y = ground_y) at a random free footprint; False if none found."""
     width, length, tall = size
     for _ in range(tries):
         x, z = rng.uniform(*x_range), rng.uniform(*z_range)
-        lo, hi = np.array([x - width / 2, 0.0, z - length / 2]), np.array([x + width / 2, 0.0, z + length / 2])
+        lo = np.array([x - width / 2, ground_y - tall, z - length / 2])
+        hi = np.array([x + width / 2, ground_y, z + length / 2])
         if all(b.hi[0] <= lo[0] or b.lo[0] >= hi[0] or b.hi[2] <= lo[2] or b.lo[2] >= hi[2] for b in boxes):
-            lo[1], hi[1] = -tall, 0.0  # heights are filled in relative to the ground later
             boxes.append(Box(lo, hi, label, colour, kind, np.zeros(3) if accent is None else accent))
-            return
+            return True
+    return False
 
 
 def _random_facade(rng: np.random.Generator, length: float) -> Facade:
@@ -140,8 +145,7 @@ def _random_facade(rng: np.random.Generator, length: float) -> Facade:
     n = len(edges) - 1
     is_building = rng.random(n) < 0.75
     tops = np.where(is_building, rng.uniform(5, 25, n), rng.uniform(2, 8, n))
-    colours = np.array([_hsv(rng, (0.0, 0.15), (0.05, 0.5), (0.35, 0.85)) if b
-                        else _hsv(rng, (0.2, 0.35), (0.4, 0.8), (0.2, 0.5)) for b in is_building])
+    colours = np.array([_building_colour(rng) if b else _hsv(rng, (0.2, 0.35), (0.4, 0.8), (0.2, 0.5)) for b in is_building])
     return Facade(np.array(edges), tops, np.where(is_building, BUILDING, VEGETATION), colours)
 
 
@@ -160,39 +164,35 @@ def random_street_scene(rng: np.random.Generator, height: int, width: int) -> St
     car_size = lambda: (rng.uniform(1.7, 1.9), rng.uniform(3.8, 4.8), rng.uniform(1.4, 1.9))
     car_colour = lambda: _hsv(rng, (0, 1), (0, 0.8), (0.1, 0.9))
     for _ in range(rng.integers(0, 6)):  # traffic
-        _place(rng, boxes, (road[0] + 1.2, road[1] - 1.2), (7, 70), car_size(), CAR, car_colour(), "car")
+        _place(rng, boxes, cam.height, (road[0] + 1.2, road[1] - 1.2), (7, 70), car_size(), CAR, car_colour(), "car")
     for edge in road:  # parked cars along both kerbs
         for _ in range(rng.integers(0, 5)):
             x = edge + 1.1 * np.sign(-edge)
-            _place(rng, boxes, (x - 0.1, x + 0.1), (5, 80), car_size(), CAR, car_colour(), "car")
+            _place(rng, boxes, cam.height, (x - 0.1, x + 0.1), (5, 80), car_size(), CAR, car_colour(), "car")
     clothes = lambda: (_hsv(rng, (0, 1), (0, 0.9), (0.1, 0.95)), _hsv(rng, (0, 1), (0, 0.6), (0.05, 0.5)))
     person_size = lambda: (rng.uniform(0.45, 0.6), rng.uniform(0.3, 0.4), rng.uniform(1.55, 1.95))
     for x_range, count in (((sidewalks[0] + 0.3, road[0] - 0.3), 4), ((road[1] + 0.3, sidewalks[1] - 0.3), 4),
                            ((road[0] + 0.5, road[1] - 0.5), 2)):
         for _ in range(rng.integers(0, count + 1)):
             shirt, trousers = clothes()
-            _place(rng, boxes, x_range, (4, 50), person_size(), PERSON, shirt, "person", trousers)
+            _place(rng, boxes, cam.height, x_range, (4, 50), person_size(), PERSON, shirt, "person", trousers)
     for _ in range(rng.integers(0, 7)):  # trees at the outer sidewalk edges
         side = rng.integers(0, 2)
         x = sidewalks[side] + (0.6 if side == 0 else -0.6)
-        n_before = len(boxes)
-        _place(rng, boxes, (x, x), (6, 90), (0.3, 0.3, rng.uniform(2, 3.5)), VEGETATION,
-               _hsv(rng, (0.05, 0.1), (0.4, 0.7), (0.2, 0.4)), "plain")
-        if len(boxes) > n_before:
+        trunk_colour = _hsv(rng, (0.05, 0.1), (0.4, 0.7), (0.2, 0.4))
+        if _place(rng, boxes, cam.height, (x, x), (6, 90), (0.3, 0.3, rng.uniform(2, 3.5)), VEGETATION,
+                  trunk_colour, "plain"):
             trunk, crown = boxes[-1], rng.uniform(2, 4)
             centre = (trunk.lo + trunk.hi) / 2
-            lo = np.array([centre[0] - crown / 2, trunk.lo[1] - crown, centre[2] - crown / 2])
-            boxes.append(Box(lo, lo + crown * np.array([1.0, 1.0, 1.0]) + [0, 0.5, 0], VEGETATION,
+            lo = np.array([centre[0] - crown / 2, trunk.lo[1] - crown, centre[2] - crown / 2])  # overlaps the trunk top
+            boxes.append(Box(lo, lo + [crown, crown + 0.5, crown], VEGETATION,
                              _hsv(rng, (0.18, 0.35), (0.4, 0.8), (0.2, 0.55)), "plain"))
-    for b in boxes:  # Y is down and the ground is at Y = camera height
-        b.lo[1] += cam.height
-        b.hi[1] += cam.height
     sun = np.array([rng.uniform(-1, 1), -rng.uniform(0.3, 1.0), rng.uniform(-0.5, 1)])
     horizon = _hsv(rng, (0.55, 0.62), (0.05, 0.3), (0.75, 1.0))
     return StreetScene(
         camera=cam, road=road, sidewalks=sidewalks, facade_x=facade_x,
         facades=(_random_facade(rng, length), _random_facade(rng, length)),
-        far_wall=(length, rng.uniform(8, 30), _hsv(rng, (0, 0.15), (0.05, 0.5), (0.35, 0.85))) if rng.random() < 0.5 else None,
+        far_wall=(length, rng.uniform(8, 30), _building_colour(rng)) if rng.random() < 0.5 else None,
         boxes=boxes, sun=sun / np.linalg.norm(sun), ambient=rng.uniform(0.35, 0.6),
         exposure=rng.uniform(0.75, 1.2), haze=rng.uniform(150, 600),
         sky=(horizon, _hsv(rng, (0.56, 0.63), (0.3, 0.7), (0.5, 0.9))),
@@ -339,12 +339,12 @@ def render_street(scene: StreetScene, height: int, width: int, rng: np.random.Ge
     order = np.argsort(nearest, kind="stable")
     bounds = np.searchsorted(nearest[order], np.arange(len(surfaces) + 1))
 
-    label = np.full(n, SKY, np.uint8)
-    direction = r / np.linalg.norm(r, axis=0)
-    elevation = np.clip(-direction[1], 0, 1)[:, None]
+    label, colour = np.full(n, SKY, np.uint8), np.zeros((n, 3))
+    sky = order[bounds[-1] :]
+    direction = r[:, sky] / np.linalg.norm(r[:, sky], axis=0)
     clouds = _value_noise(direction[0] / (direction[2] + 1.5), direction[1] / (direction[2] + 1.5), 0.08, 40)
-    colour = scene.sky[0] + (scene.sky[1] - scene.sky[0]) * np.sqrt(elevation)
-    colour = colour + (0.95 - colour) * (np.clip(clouds - 0.45, 0, 1) * 1.5)[:, None]
+    gradient = scene.sky[0] + (scene.sky[1] - scene.sky[0]) * np.sqrt(np.clip(-direction[1], 0, 1))[:, None]
+    colour[sky] = gradient + (0.95 - gradient) * (np.clip(clouds - 0.45, 0, 1) * 1.5)[:, None]
     for s, (_, _, shade) in enumerate(surfaces):
         idx = order[bounds[s] : bounds[s + 1]]
         if idx.size == 0:
@@ -382,8 +382,10 @@ def synth_street(root: str | Path, n_train: int, n_val: int, height: int = 128, 
     Image i of a split depends only on (seed, split, i), so growing ``n_train`` keeps the
     existing images. Returns a summary: counts, seconds, and the pixel fraction per class.
     """
-    root = Path(root)
-    start = time.perf_counter()
+    if min(n_train, n_val) < 0 or min(height, width) < 8:
+        raise ValueError(f"synth_street: need n_train, n_val >= 0 and height, width >= 8; got "
+                         f"n_train={n_train}, n_val={n_val}, height={height}, width={width}")
+    root, start = Path(root), time.perf_counter()
     counts = np.zeros(256, np.int64)
     for split, n in (("train", n_train), ("val", n_val)):
         for i in range(n):
@@ -400,5 +402,5 @@ def synth_street(root: str | Path, n_train: int, n_val: int, height: int = 128, 
     return {
         "root": str(root), "n_train": n_train, "n_val": n_val, "height": height, "width": width, "seed": seed,
         "seconds": round(time.perf_counter() - start, 3),
-        "class_fraction": {name: counts[lid] / total for lid, name in LABEL_NAMES.items()},
+        "class_fraction": {name: float(counts[lid] / total) for lid, name in LABEL_NAMES.items()},
     }
