@@ -33,8 +33,6 @@ to the input dtype. Cost O(T²·C²·N): use at stride 8-16.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -53,7 +51,7 @@ def channel_attention(receiver: torch.Tensor, sender: torch.Tensor, variant: str
     d = sender.reshape(b, c, h * w).float()
     energy = torch.bmm(s, d.transpose(1, 2))
     if variant == "scaled":
-        energy = energy / math.sqrt(h * w)
+        energy = energy / (h * w) ** 0.5  # not math.sqrt: keeps N symbolic when traced
     elif variant == "danet":
         energy = energy.amax(dim=-1, keepdim=True) - energy
     attention = torch.softmax(energy, dim=-1)

@@ -49,12 +49,17 @@ def check_positive_int(value: object, key: str, module: str) -> None:
 
 
 def check_feats(feats: Mapping[str, torch.Tensor], channels: Mapping[str, int], module: str) -> None:
-    """Check the forward input: same task keys as at construction, B×C_t×H×W, one B/H/W."""
+    """Check the forward input: same task keys as at construction, B×C_t×H×W, one B/H/W.
+
+    Shapes are symbolic while tracing for ONNX export, so only the keys are checked then.
+    """
     if set(feats) != set(channels):
         raise ValueError(
             f"{module}: got feature keys {sorted(feats)} but the module was built for {sorted(channels)}; "
             "build it with the channels of this decoder stage"
         )
+    if torch.jit.is_tracing():
+        return
     ref_name = next(iter(feats))
     ref = feats[ref_name]
     for name, x in feats.items():
