@@ -26,9 +26,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtdense.registry import INTERACTIONS, ConfigError
+from mtdense.registry import INTERACTIONS
 
-from .common import check_channels, check_choice, check_feats, make_norm, pair_modules
+from .common import check_channels, check_choice, check_feats, check_positive_int, make_norm, pair_modules
 
 NAME = "cbim"
 
@@ -68,8 +68,8 @@ class CrossBranchInteraction(nn.Module):
         self.channels = check_channels(channels, NAME)
         check_choice(kernel_size, (3, 7), "kernel_size", NAME)
         check_choice(norm, ("batch", "group", "none"), "norm", NAME)
-        if hidden is not None and (isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1):
-            raise ConfigError(f"{NAME}.hidden: {hidden!r} must be null (one gate layer) or a positive int")
+        if hidden is not None:
+            check_positive_int(hidden, "hidden", NAME)
         tasks = list(self.channels)
         if len(tasks) < 2:
             return

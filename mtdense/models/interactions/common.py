@@ -44,6 +44,7 @@ def check_choice(value: object, allowed: Iterable[object], key: str, module: str
 
 
 def check_positive_int(value: object, key: str, module: str) -> None:
+    """Raise ConfigError unless ``value`` is an int >= 1 (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{module}.{key}: {value!r} must be a positive int")
 
