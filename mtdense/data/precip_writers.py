@@ -58,7 +58,7 @@ def write_ptree(path, tbb: dict[int, np.ndarray], lat: np.ndarray, lon: np.ndarr
             v[:] = value
         variables = {f"tbb_{band:02d}": a for band, a in tbb.items()} | dict(extra or {})
         for name, values in variables.items():
-            v = ds.createVariable(name, "i2", ("latitude", "longitude"), fill_value=np.int16(-32768), zlib=True, complevel=1)
+            v = ds.createVariable(name, "i2", ("latitude", "longitude"), fill_value=np.int16(-32768))
             v.scale_factor, v.add_offset, v.units = scale, offset, "K"
             v[:] = np.ma.masked_array(np.nan_to_num(values, nan=offset), mask=~np.isfinite(values))
         if synthetic:
