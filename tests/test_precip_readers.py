@@ -190,7 +190,8 @@ def test_ptree_packed_values_decoded(tmp_path):
     assert np.isnan(scene.bt[0, 1, 2]) and np.nanmax(np.abs(scene.bt[0] - tbb[13])) < 0.006
     assert scene.lat[0] > scene.lat[-1] and scene.lon[-1] == pytest.approx(180.1, abs=1e-4)
     assert abs(scene.start_time - T0) < dt.timedelta(milliseconds=1)
-    with pytest.raises(PTreeError, match=r"NC_H09.*band 10 \(variable 'tbb_10'\) is missing; present: tbb_08, tbb_13, tbb_15"):
+    with pytest.raises(PTreeError,
+                       match=r"NC_H09.*band 10 \(variable 'tbb_10'\) is missing; present: tbb_08, tbb_13, tbb_15"):
         read_ptree(path, bands=(8, 10))
 
 

@@ -21,7 +21,8 @@ def decode_cf_time(value: float, units: str | bytes, where: str = "time") -> dt.
         units = units.decode("ascii", "replace")
     m = _UNITS.match(str(units))
     if m is None:
-        raise ValueError(f"{where}: cannot parse time units {units!r}; expected '<seconds|days|...> since YYYY-MM-DD hh:mm:ss'")
+        raise ValueError(f"{where}: cannot parse time units {units!r}; "
+                         "expected '<seconds|days|...> since YYYY-MM-DD hh:mm:ss'")
     unit, y, mo, d, h, mi, s = m.groups()
     epoch = dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0)) + dt.timedelta(seconds=float(s or 0))
     return epoch + dt.timedelta(seconds=float(value) * _UNIT_SECONDS[unit.lower()])

@@ -88,7 +88,8 @@ def _read_bytes(path: Path) -> bytes:
         raw = path.read_bytes()
         return bz2.decompress(raw) if path.suffix == ".bz2" else raw
     except (OSError, EOFError) as exc:
-        raise HSDError(f"{path}: cannot read HSD file ({exc}); check the path and that the download is complete") from exc
+        raise HSDError(f"{path}: cannot read HSD file ({exc}); check the path and that the download is complete"
+                       ) from exc
 
 
 def _walk_blocks(buf: bytes, path: Path) -> tuple[dict[int, int], str, int]:
@@ -101,7 +102,8 @@ def _walk_blocks(buf: bytes, path: Path) -> tuple[dict[int, int], str, int]:
         if pos + 5 > len(buf):
             raise HSDError(f"{path}: truncated HSD header (ends inside block {number}); re-download the file")
         if buf[pos] != number:
-            raise HSDError(f"{path}: not a valid HSD file (expected header block {number} at byte {pos}, found {buf[pos]})")
+            raise HSDError(f"{path}: not a valid HSD file (expected header block {number} at byte {pos}, "
+                           f"found {buf[pos]})")
         length_type = bo + ("u4" if number == 10 else "u2")
         length = int(np.frombuffer(buf, length_type, 1, pos + 1)[0])
         if length < 3:

@@ -109,7 +109,9 @@ def read_imerg(path: str | Path, variable: str | None = None, lat_range: tuple[f
         if dims != "time,lon,lat" or ds.ndim != 3:
             raise IMERGError(f"{path}: {name} has dimensions {dims!r} {ds.shape}; expected 'time,lon,lat'")
         lat, lon = f["Grid/lat"][:].astype(np.float64), f["Grid/lon"][:].astype(np.float64)
-        rows = np.arange(lat.size) if lat_range is None else np.flatnonzero((lat >= lat_range[0] - 1e-6) & (lat <= lat_range[1] + 1e-6))
+        rows = np.arange(lat.size)
+        if lat_range is not None:
+            rows = np.flatnonzero((lat >= lat_range[0] - 1e-6) & (lat <= lat_range[1] + 1e-6))
         cols, lon_out = _lon_window(lon, lon_range)
         if rows.size == 0 or cols.size == 0:
             raise IMERGError(f"{path}: window lat {lat_range} lon {lon_range} does not overlap the granule "

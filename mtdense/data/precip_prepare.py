@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from mtdense.data.imerg import HALF_HOUR, read_imerg
+from mtdense.data.imerg import read_imerg
 from mtdense.data.precip_regrid import block_mean, cell_index, nearest
 from mtdense.data.ptree import band_channel_name, iter_ptree_channels
 from mtdense.registry import ConfigError
@@ -166,7 +166,8 @@ def _scene_arrays(scene: Scene, channels: list, regrid: str, label_variable: str
     for scan in iter_ptree_channels(scene.ahi, bands, [c for c in channels if not isinstance(c, int)]):
         if not planes:
             if abs(scan.start_time - scene.scan_time) >= dt.timedelta(minutes=10):
-                raise ConfigError(f"{scene.ahi}: start_time {scan.start_time} does not match the file name's {scene.scan_time}")
+                raise ConfigError(f"{scene.ahi}: start_time {scan.start_time} does not match the file name's "
+                                  f"{scene.scan_time}")
             lat, lon = scan.lat, scan.lon
             pad_lat, pad_lon = abs(lat[1] - lat[0]) / 2 + 0.1, abs(lon[1] - lon[0]) / 2 + 0.1
             granule = read_imerg(scene.imerg, label_variable, lat_range=(lat.min() - pad_lat, lat.max() + pad_lat),
@@ -293,7 +294,8 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
                           test_fraction=test_fraction, seed=seed, label_variable=label_variable)
         f.attrs.update(channel_names=channel_names, tile_size=tile_size, regrid=regrid, synthetic=synthetic,
                        mtdense_version=__version__, created_utc=dt.datetime.now(dt.timezone.utc).isoformat(),
-                       parameters=json.dumps(parameters), pairing_rule=PAIRING_RULE, source_format="jaxa-ptree+gpm-imerg",
+                       parameters=json.dumps(parameters), pairing_rule=PAIRING_RULE,
+                       source_format="jaxa-ptree+gpm-imerg",
                        unpaired_ahi=json.dumps(unpaired), all_missing_imerg=json.dumps(all_missing),
                        stats_split="train")
         summary = {"path": str(out_path), "tiles": {s: len(v) for s, v in split_indices.items()},

@@ -38,7 +38,12 @@ def _open(path: Path):
 
 @DATASETS.register("precip_tiles")
 class PrecipTiles(Dataset):
-    """AHI brightness-temperature tiles (normalised with train statistics) and IMERG rain rate."""
+    """AHI brightness-temperature tiles (normalised with train statistics) and IMERG rain rate.
+
+    ``bands``: subset/order of stored channel names (e.g. ``["B13", "B15"]``); ``normalize``:
+    z-score with the store's train mean/std (False gives kelvin); ``transform``: callable applied
+    to the whole sample dict (image, targets and valid together) before it is returned.
+    """
 
     target_keys = ["rain_rate"]
 
@@ -50,7 +55,8 @@ class PrecipTiles(Dataset):
         with _open(self.path) as f:
             for key in ("image", "rain_rate", f"split/{split}", "stats/mean", "stats/std"):
                 if key not in f:
-                    raise ConfigError(f"data.path: {self.path} has no {key!r}; not a complete precip tile store, re-run prepare")
+                    raise ConfigError(f"data.path: {self.path} has no {key!r}; not a complete precip tile store, "
+                                      "re-run prepare")
             stored = [str(c) for c in f.attrs["channel_names"]]
             self.indices = f[f"split/{split}"][:]
             mean, std = f["stats/mean"][:], f["stats/std"][:]

@@ -82,8 +82,9 @@ def write_imerg(path, rain_rate: np.ndarray, lat: np.ndarray, lon: np.ndarray, s
     seconds = int((start - epoch).total_seconds())
     data = np.where(np.isfinite(rain_rate), rain_rate, _FILL_F4).astype("f4").T[None]   # (time, lon, lat)
     with h5py.File(path, "w") as f:
-        f.attrs["FileHeader"] = (f"DOI=10.5067/GPM/IMERG/3B-HH/{version[1:]};\nStartGranuleDateTime="
-                                 f"{start:%Y-%m-%dT%H:%M:%S}.000Z;\nTimeInterval=HALF_HOUR;\nProductVersion={version}B;\n").encode()
+        f.attrs["FileHeader"] = (f"DOI=10.5067/GPM/IMERG/3B-HH/{version[1:]};\n"
+                                 f"StartGranuleDateTime={start:%Y-%m-%dT%H:%M:%S}.000Z;\n"
+                                 f"TimeInterval=HALF_HOUR;\nProductVersion={version}B;\n").encode()
         if synthetic:
             f.attrs["synthetic"] = np.int8(1)
             f.attrs["title"] = b"mtdense SYNTHETIC IMERG-like rain rates (not real data)"
@@ -98,7 +99,8 @@ def write_imerg(path, rain_rate: np.ndarray, lat: np.ndarray, lon: np.ndarray, s
         scales = (coord("time", np.array([seconds], "i4"), time_units, calendar="julian"),
                   coord("lon", lon.astype("f4"), "degrees_east"),
                   coord("lat", lat.astype("f4"), "degrees_north"))
-        grid.create_dataset("time_bnds", data=np.array([[seconds, seconds + 1800]], "i4")).attrs.update(units=time_units)
+        bounds = grid.create_dataset("time_bnds", data=np.array([[seconds, seconds + 1800]], "i4"))
+        bounds.attrs.update(units=time_units)
 
         def var(group, name, values, units="mm/hr", fill=_FILL_F4, code="-9999.9"):
             d = group.create_dataset(name, data=values, fillvalue=fill)

@@ -100,7 +100,8 @@ def iter_ptree_channels(path: str | Path, bands: Iterable[int] = range(8, 17),
             yield PTreeScene(np.ascontiguousarray(plane[None]), [channel], lat, lon, start, str(path), synthetic)
 
 
-def read_ptree(path: str | Path, bands: Iterable[int] = range(8, 17), extra_variables: Iterable[str] = ()) -> PTreeScene:
+def read_ptree(path: str | Path, bands: Iterable[int] = range(8, 17),
+               extra_variables: Iterable[str] = ()) -> PTreeScene:
     """Read AHI bands (``tbb_XX``) and optional extra 2-D variables from a P-Tree NetCDF file, north-up."""
     planes = list(iter_ptree_channels(path, bands, extra_variables))
     first = planes[0]

@@ -22,7 +22,8 @@ trivially (an IR-only GPI threshold gets partial skill, multispectral models can
   overshooting tops (Schmetz et al. 1997); B11-B14 is positive for ice and negative for water tops.
 * Instrument noise NEdT 0.15 K plus int16 packing (0.01 K); labels are the 2x2 block mean of
   the fine rain field (0.05 deg AHI -> 0.1 deg IMERG), with multiplicative label noise, an
-  occasional one-label-pixel misregistration and occasional missing (fill) label patches.
+  occasional one-label-pixel misregistration (half of the scenes), a missing (fill) label patch in
+  every 4th scene (k % 4 == 3) and a missing AHI scan line in every 5th (k % 5 == 2).
 * Optional decoy channels ``decoy_NN`` carry BT-like power-law noise independent of rain.
 
 Scene k is the IMERG half hour starting ``start + 30 min * k``; its AHI scan is at minute 0, 10
@@ -80,7 +81,8 @@ def synth_scene(rng: np.random.Generator, shape: tuple[int, int], decoy_channels
     shield_thr = _quantile_threshold(shield, rng.uniform(0.15, 0.5))
     in_shield = shield > shield_thr
     rain_thr = shield_thr + 0.35
-    stratiform = np.where(shield > rain_thr, (0.5 + 3.0 * (shield - rain_thr)) * np.exp(0.3 * rng.standard_normal(shape)), 0.0)
+    texture = np.exp(0.3 * rng.standard_normal(shape, dtype=np.float32))
+    stratiform = np.where(shield > rain_thr, (0.5 + 3.0 * (shield - rain_thr)) * texture, 0.0)
     conv = conv + 1.5 * (shield - shield_thr)                     # cores grow inside organised shields
     conv_thr = _quantile_threshold(conv, rng.uniform(0.01, 0.06))
     excess = np.clip(conv - conv_thr, 0.0, None)
@@ -105,7 +107,7 @@ def synth_scene(rng: np.random.Generator, shape: tuple[int, int], decoy_channels
     bands = {}
     for band in BANDS:
         below = _band_bt(t_top, band)
-        if band == 11:                                             # 8.6 um: ice tops warmer, water tops colder than 11.2 um
+        if band == 11:                           # 8.6 um: ice tops warmer, water tops colder than at 11.2 um
             below = below + np.where(t_top < 253.0, 1.5, 0.0) - np.where((t_top > 263.0) & (t_top < 290.0), 1.5, 0.0)
         eps_band = 1.0 - (1.0 - emissivity) ** BAND_LAYERS[band][2]
         bt = eps_band * _band_bt(np.full(shape, t_cirrus), band) + (1.0 - eps_band) * below
@@ -114,7 +116,8 @@ def synth_scene(rng: np.random.Generator, shape: tuple[int, int], decoy_channels
     return bands, decoys, rain
 
 
-def _label_from_fine(rng: np.random.Generator, rain: np.ndarray, misregistration: int) -> np.ndarray:
+def _label_from_fine(rng: np.random.Generator, rain: np.ndarray, misregistration: int,
+                     missing_patch: bool) -> np.ndarray:
     """IMERG-like label: 2x2 block mean, multiplicative noise, optional shift and missing patch."""
     h, w = rain.shape[0] // 2, rain.shape[1] // 2
     label = rain[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
@@ -122,7 +125,7 @@ def _label_from_fine(rng: np.random.Generator, rain: np.ndarray, misregistration
     label[label < 0.05] = 0.0
     if misregistration and rng.random() < 0.5:
         label = np.roll(label, tuple(rng.integers(-misregistration, misregistration + 1, 2)), axis=(0, 1))
-    if rng.random() < 0.25:                                        # a missing label patch (fill)
+    if missing_patch:                                              # a missing label patch (fill)
         r, c = rng.integers(0, h // 2), rng.integers(0, w // 2)
         label[r: r + h // 4, c: c + w // 3] = np.nan
     return label.astype(np.float32)
@@ -151,11 +154,11 @@ def synth_precip(out_dir, n_scenes: int = 24, height: int = 128, width: int = 12
         granule = start + dt.timedelta(minutes=30 * k)
         scan = granule + dt.timedelta(minutes=int(rng.choice([0, 10, 20])))
         bands, decoys, rain = synth_scene(rng, fine, decoy_channels)
-        if rng.random() < 0.2:                                                # a missing scan line
+        if k % 5 == 2:                                                        # a missing scan line
             row = int(rng.integers(0, fine[0]))
             for a in bands.values():
                 a[row] = np.nan
-        label = _label_from_fine(rng, rain, misregistration)
+        label = _label_from_fine(rng, rain, misregistration, missing_patch=k % 4 == 3)
         written["ahi"].append(write_ptree(out / "ahi" / ptree_name(scan, shape=fine), bands, ahi_lat, ahi_lon,
                                           scan, extra=decoys, synthetic=True))
         written["imerg"].append(write_imerg(out / "imerg" / imerg_name(granule), label[::-1], label_lat, label_lon,
