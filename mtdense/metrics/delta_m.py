@@ -48,16 +48,16 @@ IDEAL_VALUES: Mapping[str, float] = {
 VARIANTS = ("per_task", "per_metric")
 
 
-def _base_name(metric: str) -> str:
+def base_name(metric: str) -> str:
     """``"far@2"`` -> ``"far"``; a per-class suffix is dropped too: ``"iou_3"`` -> ``"iou"``."""
     return re.sub(r"_\d+$", "", metric.split("@", 1)[0].lower())
 
 
 def _ideal_value(task: str, metric: str, ideal_values: Mapping[str, float]) -> float | None:
-    for key in (metric, metric.lower(), _base_name(metric)):
+    for key in (metric, metric.lower(), base_name(metric)):
         if key in ideal_values:
             return float(ideal_values[key])
-    if _base_name(metric) == "bias":
+    if base_name(metric) == "bias":
         if "@" in metric:
             return 1.0  # a thresholded bias is the categorical frequency bias
         raise ConfigError(
@@ -71,8 +71,8 @@ def _lower_is_better(task: str, metric: str, rule: Collection[str] | Callable[[s
     if callable(rule):
         return bool(rule(metric))
     if rule is not None:
-        return metric in rule or _base_name(metric) in rule
-    base = _base_name(metric)
+        return metric in rule or base_name(metric) in rule
+    base = base_name(metric)
     if base in LOWER_IS_BETTER:
         return True
     if base in HIGHER_IS_BETTER:
