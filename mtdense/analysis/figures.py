@@ -56,10 +56,7 @@ def rain_colour_scale(levels: Sequence[float] = RAIN_LEVELS, cmap: str = "viridi
         raise ValueError(f"figures: colour levels must be strictly increasing (at least two), got {levels}")
     base = matplotlib.colormaps[cmap].resampled(len(levels))
     colours = base(np.arange(len(levels)))
-    scale = ListedColormap(colours[:-1])
-    scale.set_under("white")
-    scale.set_over(colours[-1])
-    scale.set_bad(INVALID_COLOUR)
+    scale = ListedColormap(colours[:-1]).with_extremes(under="white", over=colours[-1], bad=INVALID_COLOUR)
     return scale, BoundaryNorm(levels, scale.N)
 
 
@@ -89,7 +86,7 @@ def rain_rate_maps(observed: np.ndarray, predicted: np.ndarray, path: str | Path
     for ax, field, title in zip(axes, (observed, predicted), titles):
         image = ax.imshow(masked_field(field, valid), cmap=scale, norm=norm, interpolation="nearest")
         ax.set_title(title)
-    fig.colorbar(image, ax=axes, extend="both", ticks=list(levels), label=f"rain rate ({units})", shrink=0.8)
+    fig.colorbar(image, ax=axes, extend="both", ticks=list(levels), format="%g", label=f"rain rate ({units})", shrink=0.8)
     return save_figure(fig, path)
 
 
@@ -102,8 +99,8 @@ def class_maps(true_classes: np.ndarray, predicted_classes: np.ndarray, path: st
     if len(names) < n:
         raise ValueError(f"figures: {len(names)} class names for class ids up to {n - 1}")
     n = len(names)
-    scale = ListedColormap(matplotlib.colormaps["tab10" if n <= 10 else "tab20"](np.arange(n)))
-    scale.set_bad(INVALID_COLOUR)
+    colours = matplotlib.colormaps["tab10" if n <= 10 else "tab20"](np.arange(n))
+    scale = ListedColormap(colours).with_extremes(bad=INVALID_COLOUR)
     norm = BoundaryNorm(np.arange(n + 1) - 0.5, n)
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
