@@ -305,6 +305,9 @@ def band_importance(checkpoint: str | Path, split: str = "test", out: str | Path
     "correlation": rows, "files": [paths]}``.
     """
     exp = load_experiment(checkpoint, overrides)
+    targets = list(getattr(exp.dataset(split), "target_keys", None) or [])
+    if correlate and targets and correlate not in targets:
+        raise ConfigError(f"bands: the dataset has no target {correlate!r}; targets: {', '.join(targets)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = permutation_importance(exp, split, repeats, seed, metrics)
