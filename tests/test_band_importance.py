@@ -13,6 +13,7 @@ import torch
 from conftest import tiny_config
 from mtdense.analysis.band_importance import (
     band_importance, binned_correlation, cyclic_permutation, integrated_gradients, ranking_lines)
+from mtdense.cli import main
 from mtdense.config import from_dict
 from mtdense.engine.trainer import Trainer
 
@@ -84,6 +85,20 @@ def test_files_are_written_and_output_is_reproducible(result, trained_run, tmp_p
     assert again["permutation"] == result["permutation"]
     assert again["attribution"] == result["attribution"]
     assert ranking_lines(again)[0].startswith("semantic/miou: band")
+
+
+def test_cli_bands(trained_run, tmp_path, capsys):
+    args = ["bands", str(trained_run), "--out", str(tmp_path), "--metrics", "miou", "--steps", "1",
+            "--correlate", "height", "--bins", "0.5,1.5"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("semantic/miou: band1 ") and lines[1].startswith("attribution/semantic: ")
+    assert (tmp_path / "importance.csv").is_file() and (tmp_path / "correlation.png").is_file()
+    assert main(args[:2] + ["--out", str(tmp_path / "not_made"), "--correlate", "rain"]) == 2
+    assert "the dataset has no target 'rain'; targets: semantic, height" in capsys.readouterr().err
+    assert not (tmp_path / "not_made").exists()  # checked before any work
+    assert main(["bands", str(tmp_path / "missing"), "--out", str(tmp_path / "not_made")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
 
 
 def test_cyclic_permutation_moves_every_sample():
