@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -116,11 +117,16 @@ def _selected(key: str, selectors: Sequence[str] | None) -> bool:
 
 def _badness(key: str, value: float) -> float:
     task, name = key.split("/", 1)
+    return badness(task, name, value)
+
+
+def _orientable(key: str) -> bool:
+    """Whether ``mtdense.metrics.delta_m`` knows if higher or lower is better for this metric."""
     try:
-        return badness(task, name, value)
-    except ConfigError as exc:
-        raise ConfigError(f"bands: cannot tell whether higher or lower {key} is better ({exc}); "
-                          "leave it out with --metrics") from None
+        _badness(key, 0.0)
+        return True
+    except ConfigError:
+        return False
 
 
 @torch.no_grad()
@@ -150,9 +156,17 @@ def permutation_importance(exp: Experiment, split: str = "test", repeats: int = 
                 changed = image.clone()
                 changed[:, c] = partners[:, r, c]
                 run.update(swapped[r][c], changed, batch)
-    baseline = {k: v for k, v in _computed(base).items() if _selected(k, metrics)}
+    computed = _computed(base)
+    baseline = {k: v for k, v in computed.items() if _selected(k, metrics)}
+    unoriented = [k for k in baseline if not _orientable(k)]
+    if unoriented and metrics:
+        raise ConfigError(f"bands: cannot tell whether higher or lower is better for {', '.join(unoriented)}; "
+                          "leave it out of --metrics")
+    if unoriented:
+        warnings.warn(f"bands: skipping {', '.join(unoriented)}: unknown whether higher or lower is better")
+        baseline = {k: v for k, v in baseline.items() if k not in unoriented}
     if not baseline:
-        raise ConfigError(f"bands: --metrics {','.join(metrics or [])} matches none of {', '.join(_computed(base))}")
+        raise ConfigError(f"bands: --metrics {','.join(metrics or [])} selects none of {', '.join(computed)}")
     permuted = [[_computed(swapped[r][c]) for r in range(repeats)] for c in range(len(channels))]
     rows = []
     for key, b in baseline.items():
