@@ -54,6 +54,40 @@ def _predict(args) -> int:
     return 0
 
 
+def _comma_list(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in _comma_list(text) or []]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.5,2,5,10; got {text!r}") from None
+
+
+@command("bands")
+def _bands(args) -> int:
+    from mtdense.analysis.band_importance import band_importance, ranking_lines
+
+    result = band_importance(args.checkpoint, args.split, args.out, args.repeats, args.seed, _comma_list(args.metrics),
+                             args.steps, args.correlate, args.bins, args.overrides)
+    print("\n".join(ranking_lines(result) + [str(p) for p in result["files"]]))
+    return 0
+
+
+@command("export")
+def _export(args) -> int:
+    from mtdense.export import check_export, export_model
+
+    path, wrapper = export_model(args.checkpoint, args.out, args.format, args.height, args.width, args.opset,
+                                 args.predictions, args.overrides)
+    print(path)
+    if args.check:
+        for record in check_export(path, wrapper, args.height, args.width, args.format):
+            print(json.dumps(record))
+    return 0
+
+
 @command("registry")
 def _registry(args) -> int:
     from mtdense.registry import ALL_REGISTRIES, ConfigError
@@ -103,6 +137,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--split", default="test")
     sp.add_argument("--out", required=True, help="output .h5 file")
 
+    sp = sub.add_parser("bands", help="input-band importance of a checkpoint (permutation, attribution, correlation)",
+                        description="Permutation importance of every input channel for every task metric, "
+                                    "integrated-gradients attribution per task and, with --correlate, binned "
+                                    "Pearson correlation with a target; CSVs and bar charts go to --out.")
+    sp.add_argument("checkpoint")
+    overrides(sp)
+    sp.add_argument("--split", default="test")
+    sp.add_argument("--out", default="bands", help="output folder (default: bands)")
+    sp.add_argument("--repeats", type=int, default=1, help="permutations per channel (mean ± std)")
+    sp.add_argument("--seed", type=int, help="permutation seed (default: the checkpoint's seed)")
+    sp.add_argument("--metrics", help="comma-separated metrics to keep: full keys (rain/f1@2), names (f1@2) or families (f1)")
+    sp.add_argument("--steps", type=int, default=8, help="integrated-gradients steps (1 = input × gradient)")
+    sp.add_argument("--correlate", metavar="TARGET", help="target key to correlate each channel with, e.g. rain_rate")
+    sp.add_argument("--bins", type=_floats, default=[], help="bin edges for --correlate, e.g. 0.5,2,5,10")
+
+    sp = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript",
+                        description="One output per task (raw, or predictions with --predictions); dynamic batch, "
+                                    "height and width.")
+    sp.add_argument("checkpoint")
+    overrides(sp)
+    sp.add_argument("--out", required=True, help="output file, e.g. model.onnx")
+    sp.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
+    sp.add_argument("--height", type=int, default=64, help="height of the example input used for export")
+    sp.add_argument("--width", type=int, default=64)
+    sp.add_argument("--opset", type=int, default=17)
+    sp.add_argument("--predictions", action="store_true", help="export task predictions instead of raw outputs")
+    sp.add_argument("--check", action="store_true", help="compare the exported file with PyTorch on random inputs")
+
     sp = sub.add_parser("registry", help="list registered plugins")
     rsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
     rl = rsub.add_parser("list", help="list plugin names, of every kind or of one")
@@ -121,11 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from mtdense.engine.checkpoint import CheckpointError
     from mtdense.engine.trainer import TrainingError
+    from mtdense.export import ExportError
     from mtdense.registry import ConfigError
 
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, CheckpointError, TrainingError, FileNotFoundError, KeyError) as exc:
+    except (ConfigError, CheckpointError, TrainingError, ExportError, FileNotFoundError, KeyError) as exc:
         if args.debug:
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

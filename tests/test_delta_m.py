@@ -77,3 +77,14 @@ def test_custom_direction_rules_and_tensor_values():
 def test_errors_name_the_task_and_metric(mtl, base, kwargs, error, message):
     with pytest.raises(error, match=message):
         delta_m(mtl, base, **kwargs)
+
+
+def test_badness_orients_every_metric_family():
+    from mtdense.metrics.delta_m import badness
+
+    assert badness("t", "rmse", 2.0) == 2.0
+    assert badness("t", "f1@0.5", 0.6) == -0.6
+    assert badness("t", "pixel_acc", 0.9) == -0.9  # the segmentation metric's own key
+    assert badness("t", "iou_2", 0.4) == -0.4  # per-class IoU
+    assert badness("t", "fbias@2", 0.7) == pytest.approx(0.3)
+    assert badness("t", "rb", -12.0) == 12.0

@@ -26,6 +26,7 @@ given in ``ideal_values``; ``"bias@τ"`` (thresholded) is read as frequency bias
 from __future__ import annotations
 
 import math
+import re
 from typing import Callable, Collection, Mapping
 
 from mtdense.registry import ConfigError
@@ -38,7 +39,7 @@ LOWER_IS_BETTER = frozenset(
 )
 HIGHER_IS_BETTER = frozenset(
     {"miou", "iou", "jaccard", "dice", "f1", "csi", "pod", "cc", "pearson", "delta1", "delta2", "delta3",
-     "accuracy", "acc", "pixel_accuracy", "precision", "recall", "specificity", "hss", "ets", "odsf"}
+     "accuracy", "acc", "pixel_accuracy", "pixel_acc", "precision", "recall", "specificity", "hss", "ets", "odsf"}
 )
 IDEAL_VALUES: Mapping[str, float] = {
     "fbias": 1.0, "frequency_bias": 1.0, "bias_ratio": 1.0,
@@ -47,15 +48,16 @@ IDEAL_VALUES: Mapping[str, float] = {
 VARIANTS = ("per_task", "per_metric")
 
 
-def _base_name(metric: str) -> str:
-    return metric.split("@", 1)[0].lower()
+def base_name(metric: str) -> str:
+    """``"far@2"`` -> ``"far"``; a per-class suffix is dropped too: ``"iou_3"`` -> ``"iou"``."""
+    return re.sub(r"_\d+$", "", metric.split("@", 1)[0].lower())
 
 
 def _ideal_value(task: str, metric: str, ideal_values: Mapping[str, float]) -> float | None:
-    for key in (metric, metric.lower(), _base_name(metric)):
+    for key in (metric, metric.lower(), base_name(metric)):
         if key in ideal_values:
             return float(ideal_values[key])
-    if _base_name(metric) == "bias":
+    if base_name(metric) == "bias":
         if "@" in metric:
             return 1.0  # a thresholded bias is the categorical frequency bias
         raise ConfigError(
@@ -69,8 +71,8 @@ def _lower_is_better(task: str, metric: str, rule: Collection[str] | Callable[[s
     if callable(rule):
         return bool(rule(metric))
     if rule is not None:
-        return metric in rule or _base_name(metric) in rule
-    base = _base_name(metric)
+        return metric in rule or base_name(metric) in rule
+    base = base_name(metric)
     if base in LOWER_IS_BETTER:
         return True
     if base in HIGHER_IS_BETTER:
@@ -112,6 +114,22 @@ def _selection(baseline: Results, metrics: Mapping[str, str | list[str]] | None,
     return [(task, name) for task, names in chosen.items() for name in names]
 
 
+def badness(
+    task: str,
+    metric: str,
+    value: float,
+    lower_is_better: Collection[str] | Callable[[str], bool] | None = None,
+    ideal_values: Mapping[str, float] | None = None,
+) -> float:
+    """``value`` turned into a number that grows as the metric gets worse: the value itself when
+    lower is better, its negative when higher is better, |value − ideal| for bias-type metrics.
+    Differences of badness compare two results of one metric with the sign settled."""
+    ideal = _ideal_value(task, metric, IDEAL_VALUES if ideal_values is None else ideal_values)
+    if ideal is not None:
+        return abs(float(value) - ideal)
+    return float(value) if _lower_is_better(task, metric, lower_is_better) else -float(value)
+
+
 def relative_gains(
     mtl: Results,
     baseline: Results,
@@ -123,19 +141,15 @@ def relative_gains(
 
     ``metrics=None`` selects every metric of every task in ``baseline``.
     """
-    ideals = IDEAL_VALUES if ideal_values is None else ideal_values
     gains = {}
     for task, metric in _selection(baseline, metrics, "per_metric"):
-        b, m = _value(baseline, "baseline", task, metric), _value(mtl, "multi-task", task, metric)
-        ideal = _ideal_value(task, metric, ideals)
-        if ideal is not None:
-            m, b, sign = abs(m - ideal), abs(b - ideal), -1.0
-        else:
-            sign = -1.0 if _lower_is_better(task, metric, lower_is_better) else 1.0
+        b = badness(task, metric, _value(baseline, "baseline", task, metric), lower_is_better, ideal_values)
+        m = badness(task, metric, _value(mtl, "multi-task", task, metric), lower_is_better, ideal_values)
         if b == 0:
+            ideal = _ideal_value(task, metric, IDEAL_VALUES if ideal_values is None else ideal_values)
             at = f"at its ideal value {ideal}" if ideal is not None else "0"
             raise ValueError(f"Δm: baseline {task}/{metric} is {at}; the relative change is undefined, drop this metric")
-        gains[(task, metric)] = sign * (m - b) / abs(b) * 100.0
+        gains[(task, metric)] = -(m - b) / abs(b) * 100.0
     return gains
 
 
