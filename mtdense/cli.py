@@ -108,6 +108,38 @@ def _config(args) -> int:
     return 0
 
 
+@command("data")
+def _data(args) -> int:
+    if args.action == "synth-precip":
+        from mtdense.data.synth_precip import synth_precip
+
+        written = synth_precip(args.out, n_scenes=args.scenes, height=args.height, width=args.width, seed=args.seed,
+                               decoy_channels=args.decoys)
+        print(json.dumps({k: len(v) for k, v in written.items()}))
+    elif args.action == "prepare-precip":
+        from mtdense.data.precip_prepare import prepare_precip
+
+        summary = prepare_precip(args.ahi, args.imerg, args.out, tile_size=args.tile, stride=args.stride,
+                                 regrid=args.regrid, min_valid_fraction=args.min_valid,
+                                 bands=[int(b) for b in args.bands.split(",")],
+                                 extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed)
+        print(json.dumps({k: v for k, v in summary.items() if k != "files"}, default=str))
+    else:
+        from mtdense.data.synth_street import synth_street
+
+        print(json.dumps(synth_street(args.root, args.n_train, args.n_val, args.height, args.width, args.seed), default=str))
+    return 0
+
+
+@command("demo")
+def _demo(args) -> int:
+    from mtdense.demo import run_precip_demo
+
+    report = run_precip_demo(args.out, scenes=args.scenes, epochs=args.epochs, seed=args.seed, overrides=args.overrides)
+    print(f"report: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtdense", description="Dense multi-task learning assembled from YAML.")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -164,6 +196,45 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--opset", type=int, default=17)
     sp.add_argument("--predictions", action="store_true", help="export task predictions instead of raw outputs")
     sp.add_argument("--check", action="store_true", help="compare the exported file with PyTorch on random inputs")
+
+    sp = sub.add_parser("data", help="generate synthetic data or prepare real files",
+                        description="synth-precip / prepare-precip: Himawari + IMERG → tile store; synth-street: "
+                                    "synthetic street scenes in the Cityscapes layout.")
+    dsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    d = dsub.add_parser("synth-precip", help="write SYNTHETIC AHI P-Tree NetCDF + IMERG V07 HDF5 files")
+    d.add_argument("--out", required=True, help="folder; files go to OUT/ahi and OUT/imerg")
+    d.add_argument("--scenes", type=int, default=48, help="half-hour scenes (default 48)")
+    d.add_argument("--height", type=int, default=128, help="label-grid rows (0.1°)")
+    d.add_argument("--width", type=int, default=128, help="label-grid columns (0.1°)")
+    d.add_argument("--decoys", type=int, default=1, help="information-free decoy channels (decoy_NN)")
+    d.add_argument("--seed", type=int, default=0)
+    d = dsub.add_parser("prepare-precip", help="pair AHI scans with IMERG half-hours, regrid, tile → HDF5 store")
+    d.add_argument("--ahi", required=True, help="folder (or file) of P-Tree NC_H*.nc scans")
+    d.add_argument("--imerg", required=True, help="folder of IMERG 3B-HHR* granules (V06 or V07)")
+    d.add_argument("--out", required=True, help="output tile store (.h5)")
+    d.add_argument("--tile", type=int, default=64, help="tile size in label pixels")
+    d.add_argument("--stride", type=int, default=None, help="tile stride (default: tile size)")
+    d.add_argument("--regrid", choices=["ahi_to_label", "label_to_ahi"], default="ahi_to_label")
+    d.add_argument("--min-valid", type=float, default=0.5, help="drop tiles with a smaller valid-label fraction")
+    d.add_argument("--bands", default="8,9,10,11,12,13,14,15,16", help="AHI bands, comma-separated")
+    d.add_argument("--extra", default="", help="extra NetCDF variables as channels, comma-separated (e.g. decoy_01)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
+    d = dsub.add_parser("synth-street", help="write SYNTHETIC street scenes in the Cityscapes layout")
+    d.add_argument("--root", required=True)
+    d.add_argument("--n-train", type=int, default=100)
+    d.add_argument("--n-val", type=int, default=20)
+    d.add_argument("--height", type=int, default=128)
+    d.add_argument("--width", type=int, default=256)
+    d.add_argument("--seed", type=int, default=0)
+
+    sp = sub.add_parser("demo", help="the flagship demo: synthetic Himawari/IMERG → MTCF → report.md",
+                        description="Synthesise files, prepare tiles, train configs/precip/mtcf.yaml, evaluate, "
+                                    "draw figures, rank bands, and write OUT/report.md.")
+    sp.add_argument("--out", default="demo_output/precip")
+    sp.add_argument("--scenes", type=int, default=48)
+    sp.add_argument("--epochs", type=int, default=12)
+    sp.add_argument("--seed", type=int, default=0)
+    overrides(sp)
 
     sp = sub.add_parser("registry", help="list registered plugins")
     rsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
