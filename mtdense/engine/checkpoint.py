@@ -71,14 +71,15 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor], config_y
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """Accept a checkpoint folder, its model file, or a run folder (then its ``last``)."""
+    """Accept a checkpoint folder, its model file, a pointer file (``last``/``best``), or a run
+    folder (then its ``checkpoints/last``)."""
     p = Path(path)
     if p.is_file() and p.name == MODEL_FILE:
         return p.parent
     if (p / MODEL_FILE).is_file():
         return p
-    for pointer in (p / "checkpoints" / "last", p / "last"):
-        if pointer.is_file():
+    for pointer in (p, p / "checkpoints" / "last", p / "last"):
+        if pointer.is_file() and pointer.stat().st_size < 256:
             target = pointer.parent / pointer.read_text().strip()
             if (target / MODEL_FILE).is_file():
                 return target
