@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from mtdense.balancing.base import Balancer
+from mtdense.balancing.gradients import shared_parameters
 from mtdense.registry import BALANCERS, ConfigError
 
 TASKS = ["a", "b"]
@@ -168,6 +169,15 @@ def test_bf16_autocast_gives_float32_grads_equal_to_float32_run(name):
     for n, g in grads.items():
         assert g.dtype == torch.float32 and torch.isfinite(g).all(), n
         torch.testing.assert_close(g, reference[n], rtol=0.1, atol=0.05, msg=n)  # bf16 has ~3 digits
+
+
+def test_shared_parameters_are_those_reached_by_two_losses():
+    torch.manual_seed(0)
+    model, (x, y) = TwoHead(), synthetic_batch()
+    assert shared_parameters(model, mse_losses(model, x, y)) == list(model.trunk.parameters())
+    preds = model(x)  # cross-task coupling: task b also sees head a's output
+    losses = {"a": ((preds["a"] - y["a"]) ** 2).mean(), "b": ((preds["b"] + preds["a"] - y["b"]) ** 2).mean()}
+    assert shared_parameters(model, losses) == list(model.trunk.parameters()) + list(model.heads["a"].parameters())
 
 
 def test_registry_reports_bad_options():

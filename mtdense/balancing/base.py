@@ -1,14 +1,28 @@
 """The balancer interface: how per-task losses become gradients.
 
 One interface serves loss weighting (fixed, uncertainty, DWA, ...) and gradient
-combination (PCGrad, CAGrad, IMTL-G, ...). The trainer drives every balancer the same way:
+combination (PCGrad, CAGrad, IMTL-G, ...). The trainer drives every balancer the same way,
+in one process or under DDP, with no method-specific branches:
 
-    for each micro-batch of an optimizer step (k micro-batches):
-        losses = {task: loss_t / k}                  # scalar means, scaled for accumulation
-        balancer.backward(losses, shared_params)     # under ddp.no_sync() if reduces_gradients
-    balancer.finalize(shared_params)                 # once, then optimizer.step()
-    ...
-    balancer.on_epoch_end(epoch_mean_losses)         # once per epoch (DWA uses it)
+    balancer = BALANCERS.build(cfg["balancer"], path="balancer", tasks=task_names).to(device)
+    optimizer = build_optimizer(model.parameters())      # never balancer.parameters()
+    shared = shared_parameters(model, first_batch_losses)  # mtdense.balancing.gradients:
+    # the parameters two or more task losses depend on (backbone, shared decoder, interactions)
+
+    every optimizer step, with k micro-batches:
+        optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(micro_batches):
+            local = balancer.reduces_gradients or i < k - 1
+            with ddp_model.no_sync() if (ddp and local) else nullcontext():  # forward AND backward
+                preds = ddp_model(batch["image"])
+                losses = {t: task_loss[t] / k for t in task_names}  # scalar means, 1/k scaled
+                balancer.backward(losses, shared)
+        balancer.finalize(shared)             # on every rank; gradient methods all-reduce here
+        clip_grad_norm_(...); optimizer.step(); scheduler.step()
+        log(balancer.last_weights)            # the step's task weights / coefficients
+    after every epoch:
+        balancer.on_epoch_end({t: epoch-mean training loss of t})   # DWA needs it
+    checkpoint: trainer_state["balancer"] = balancer.state_dict()   # load_state_dict on resume
 
 Conventions every balancer follows:
 
@@ -16,10 +30,18 @@ Conventions every balancer follows:
   (with the 1/k scaling above this is the full-batch mean). Balancer statistics (loss
   histories, per-task gradients) use this sum, so gradient accumulation is exact wherever
   the method allows it (``exact_under_accumulation``).
+* Parameters not in ``shared_params`` receive the gradient of the balancer's weighted loss
+  (loss weighting) or of the plain sum of the losses, i.e. their own task's loss (gradient
+  methods).
 * Learnable balancer state (uncertainty log-variances, GradNorm weights, FAMO logits) is
   updated by the balancer itself in ``finalize`` with a small internal optimizer. Its
   parameters never go into the trainer's optimizer, and their gradients are computed from
   all-reduced step statistics, so every DDP rank keeps identical state.
+* Losses arrive unscaled by any GradScaler (bf16 autocast needs none); per-task gradients
+  are kept in float32 and combination coefficients are computed in float64.
+* ``backward`` returns the weights it applied. Gradient methods decide theirs in
+  ``finalize``, so their ``backward`` returns the previous step's coefficients; log
+  ``last_weights`` after ``finalize``.
 * ``state_dict()`` holds everything needed to resume exactly: parameters, buffers
   (histories, step counters) and, as ``_extra_state``, the internal optimizer and random
   generator states. It is a pickled dict (``torch.save``), not a safetensors file.

@@ -45,6 +45,20 @@ def graph_leaves(root: Tensor) -> list[Tensor]:
     return list(leaves.values())
 
 
+def shared_parameters(model: nn.Module, losses: Mapping[str, Tensor]) -> list[nn.Parameter]:
+    """Parameters of ``model`` (in ``model.parameters()`` order) that two or more losses depend on.
+
+    What a balancer must treat as shared: the backbone, shared decoders, cross-task
+    interaction modules and any branch whose output feeds another task through them.
+    Call it once, on the losses of the first batch (the result does not change).
+    """
+    reached: dict[int, int] = {}
+    for loss in losses.values():
+        for leaf in graph_leaves(loss):
+            reached[id(leaf)] = reached.get(id(leaf), 0) + 1
+    return [p for p in model.parameters() if reached.get(id(p), 0) >= 2]
+
+
 def task_gradients(losses: Tensor, params: list[nn.Parameter]) -> tuple[Tensor, list[bool]]:
     """Per-task flattened gradients (T×P float32) and, per parameter, whether any task reached it."""
     rows, used = [], [False] * len(params)
