@@ -140,6 +140,10 @@ def main() -> None:
             "|---|---|---|---|---|---|---|",
             *rows,
             "",
+            "Differences of a few ms (within the IQR) are noise: even CPU time varies with cache "
+            "contention on a shared machine. Gradient methods pay one extra backward pass through the "
+            "shared layers per additional task; GradNorm pays T gradients of its last shared layer.",
+            "",
         ]
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
