@@ -1,21 +1,208 @@
-"""Balancer base class (placeholder until the balancing branch lands; replaced at merge)."""
+"""The balancer interface: how per-task losses become gradients.
+
+One interface serves loss weighting (fixed, uncertainty, DWA, ...) and gradient
+combination (PCGrad, CAGrad, IMTL-G, ...). The trainer drives every balancer the same way,
+in one process or under DDP, with no method-specific branches:
+
+    balancer = BALANCERS.build(cfg["balancer"], path="balancer", tasks=task_names).to(device)
+    optimizer = build_optimizer(model.parameters())      # never balancer.parameters()
+    shared = shared_parameters(model, first_batch_losses)  # mtdense.balancing.gradients:
+    # the parameters two or more task losses depend on (backbone, shared decoder, interactions)
+
+    every optimizer step, with k micro-batches:
+        optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(micro_batches):
+            local = balancer.reduces_gradients or i < k - 1
+            with ddp_model.no_sync() if (ddp and local) else nullcontext():  # forward AND backward
+                preds = ddp_model(batch["image"])
+                losses = {t: task_loss[t] / k for t in task_names}  # scalar means, 1/k scaled
+                balancer.backward(losses, shared)
+        balancer.finalize(shared)             # on every rank; gradient methods all-reduce here
+        clip_grad_norm_(...); optimizer.step(); scheduler.step()
+        log(balancer.last_weights)            # the step's task weights / coefficients
+    after every epoch:
+        balancer.on_epoch_end({t: epoch-mean training loss of t})   # DWA needs it
+    checkpoint: trainer_state["balancer"] = balancer.state_dict()   # load_state_dict on resume
+
+Conventions every balancer follows:
+
+* The losses of one step are the *sum* of the losses passed since the last ``finalize``
+  (with the 1/k scaling above this is the full-batch mean). Balancer statistics (loss
+  histories, per-task gradients) use this sum, so gradient accumulation is exact wherever
+  the method allows it (``exact_under_accumulation``).
+* Parameters not in ``shared_params`` receive the gradient of the balancer's weighted loss
+  (loss weighting) or of the plain sum of the losses, i.e. their own task's loss (gradient
+  methods).
+* Learnable balancer state (uncertainty log-variances, GradNorm weights, FAMO logits) is
+  updated by the balancer itself in ``finalize`` with a small internal optimizer. Its
+  parameters never go into the trainer's optimizer, and their gradients are computed from
+  all-reduced step statistics, so every DDP rank keeps identical state.
+* Losses arrive unscaled by any GradScaler (bf16 autocast needs none); per-task gradients
+  are kept in float32 and combination coefficients are computed in float64.
+* ``backward`` returns the weights it applied. Gradient methods decide theirs in
+  ``finalize``, so their ``backward`` returns the previous step's coefficients; log
+  ``last_weights`` after ``finalize``.
+* ``state_dict()`` holds everything needed to resume exactly: parameters, buffers
+  (histories, step counters) and, as ``_extra_state``, the internal optimizer and random
+  generator states. It is a pickled dict (``torch.save``), not a safetensors file.
+"""
+
 from __future__ import annotations
+
+import abc
+import copy
+from typing import Any, ClassVar, Mapping
+
 import torch
-from torch import nn
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from mtdense.registry import ConfigError
 
 
-class Balancer(nn.Module):
-    reduces_gradients = False
+def world_size() -> int:
+    """Number of DDP ranks, 1 when torch.distributed is not initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def mean_across_ranks(tensor: Tensor) -> Tensor:
+    """Average ``tensor`` in place over the DDP ranks (one all_reduce); no-op on one rank."""
+    n = world_size()
+    if n > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        tensor /= n
+    return tensor
+
+
+class Balancer(nn.Module, abc.ABC):
+    """Turns per-task losses into gradients on the model's parameters.
+
+    Subclasses set the two class attributes and implement ``backward``; ``finalize`` and
+    ``on_epoch_end`` are hooks with no-op defaults.
+    """
+
+    #: True: the trainer runs ``backward`` under ``ddp_model.no_sync()`` and the balancer
+    #: averages the gradients over ranks itself in ``finalize`` (gradient methods).
+    reduces_gradients: ClassVar[bool] = False
+    #: True: k micro-batches of losses/k give the same gradients and state as one batch.
+    exact_under_accumulation: ClassVar[bool] = True
 
     def __init__(self, tasks: list[str]):
         super().__init__()
-        self.tasks = list(tasks)
+        tasks = list(tasks)
+        if not tasks:
+            raise ConfigError("balancer: no tasks to balance; define at least one task under 'tasks'")
+        duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
+        if duplicates:
+            raise ConfigError(f"balancer: task name(s) {duplicates} appear more than once; task names must be unique")
+        self.tasks = tasks
+        #: weights of the most recent step, for logging (gradient methods set them in finalize)
+        self.last_weights: dict[str, float] = dict.fromkeys(tasks, 1.0)
+        #: optimizer of the balancer's own parameters (subclasses that learn create it)
+        self.optimizer: torch.optim.Optimizer | None = None
+        #: random generator of stochastic balancers (same seed on every DDP rank)
+        self.generator: torch.Generator | None = None
 
-    def backward(self, losses, shared_params):
-        raise NotImplementedError
+    @abc.abstractmethod
+    def backward(self, losses: Mapping[str, Tensor], shared_params: list[nn.Parameter]) -> dict[str, float]:
+        """Back-propagate one micro-batch; return the task weights used (for logging)."""
 
-    def finalize(self, shared_params) -> None:
-        return None
+    def finalize(self, shared_params: list[nn.Parameter]) -> None:
+        """Complete the step's gradients after the last micro-batch (before optimizer.step)."""
 
-    def on_epoch_end(self, epoch_losses) -> None:
-        return None
+    def on_epoch_end(self, epoch_losses: Mapping[str, float]) -> None:
+        """Receive the epoch's mean loss per task (averaged over all ranks by the trainer)."""
+
+    # -- helpers for subclasses ---------------------------------------------------------
+
+    def stack_losses(self, losses: Mapping[str, Any]) -> Tensor:
+        """The losses as one float32 vector in ``self.tasks`` order, checked for completeness."""
+        missing = [t for t in self.tasks if t not in losses]
+        extra = [k for k in losses if k not in self.tasks]
+        if missing or extra:
+            raise ValueError(
+                f"{type(self).__name__}: losses have keys {sorted(losses)}, the balancer's tasks are "
+                f"{self.tasks} (missing: {missing or 'none'}, unexpected: {extra or 'none'}); pass one "
+                f"scalar loss per task (fold couplings into a task's loss)"
+            )
+        values = []
+        for t in self.tasks:
+            value = torch.as_tensor(losses[t])
+            if value.numel() != 1:
+                raise ValueError(
+                    f"{type(self).__name__}: loss of task {t!r} has shape {tuple(value.shape)}; "
+                    f"expected a scalar (reduce it to a mean first)"
+                )
+            values.append(value.reshape(()).float())
+        return torch.stack(values)
+
+    def weights_dict(self, weights: Tensor) -> dict[str, float]:
+        """Per-task float weights keyed by task name."""
+        return dict(zip(self.tasks, weights.detach().double().cpu().tolist()))
+
+    def step_own_parameter(self, param: nn.Parameter, grad: Tensor) -> None:
+        """Apply ``grad`` to one of the balancer's own parameters with its internal optimizer."""
+        param.grad = grad.detach().to(param.dtype)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+            "generator": None if self.generator is None else self.generator.get_state(),
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if (state["optimizer"] is None) != (self.optimizer is None):
+            raise ValueError(
+                f"{type(self).__name__}: checkpoint balancer state does not match this balancer "
+                f"(internal optimizer present in checkpoint: {state['optimizer'] is not None}); "
+                f"resume with the balancer configuration the checkpoint was trained with"
+            )
+        if self.optimizer is not None:  # a copy: Adam would otherwise update the source's tensors
+            self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
+
+
+class WeightedLossBalancer(Balancer):
+    """A balancer that back-propagates ``sum_t w_t L_t`` with weights fixed during a step.
+
+    Subclasses implement ``current_weights``; the detached step losses (summed over the
+    micro-batches) are kept for ``finalize`` via ``take_step_losses``.
+    """
+
+    def __init__(self, tasks: list[str]):
+        super().__init__(tasks)
+        self.register_buffer("step_losses", torch.zeros(len(self.tasks)), persistent=False)
+        self.micro_batches = 0
+
+    @abc.abstractmethod
+    def current_weights(self, losses: Tensor) -> Tensor:
+        """Weights (T,) to apply to this micro-batch's detached losses (T,)."""
+
+    def backward(self, losses: Mapping[str, Tensor], shared_params: list[nn.Parameter]) -> dict[str, float]:
+        stacked = self.stack_losses(losses)
+        detached = stacked.detach()
+        weights = self.current_weights(detached).detach().to(stacked.device)
+        self.step_losses += detached.to(self.step_losses.device)
+        self.micro_batches += 1
+        (weights * stacked).sum().backward()
+        self.last_weights = self.weights_dict(weights)
+        return self.last_weights
+
+    def finalize(self, shared_params: list[nn.Parameter]) -> None:
+        """Forget the step's losses; balancers that learn from them override this."""
+        self.step_losses.zero_()
+        self.micro_batches = 0
+
+    def take_step_losses(self) -> Tensor | None:
+        """This step's losses averaged over ranks (None if no micro-batch ran); resets them."""
+        if self.micro_batches == 0:
+            return None
+        losses = mean_across_ranks(self.step_losses.clone())
+        self.step_losses.zero_()
+        self.micro_batches = 0
+        return losses

@@ -1,0 +1,46 @@
+"""Homoscedastic uncertainty weighting: Kendall, Gal, Cipolla, "Multi-Task Learning Using
+Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018.
+
+Total loss L = sum_t exp(-s_t) L_t + s_t with one learnable log-variance s_t = log sigma_t^2
+per task. Factor convention: the same form for every task type. Kendall et al. write
+1/(2 sigma^2) L + log sigma for regression and 1/sigma^2 L + log sigma for classification;
+both have the same optimum exp(s_t) = L_t and differ from the form used here only by a
+constant factor 1/2 on the regression gradients (the form used in LibMTL and in the
+FAMO/Nash-MTL benchmarks). For a mean-squared-error task with Gaussian noise of variance
+sigma^2, exp(-s_t) therefore converges to 1 / sigma^2.
+
+Update: the network receives sum_t exp(-s_t) L_t with s fixed during the step. In
+``finalize`` the exact gradient dL/ds_t = 1 - exp(-s_t) L_t (L_t = the step's loss,
+averaged over micro-batches and DDP ranks) is applied by the balancer's own Adam
+(lr 0.025 as ``--method-params-lr`` in the FAMO/Nash-MTL code), so accumulation and DDP
+give the same s as one large batch. The trainer must not add ``log_vars`` to its optimizer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mtdense.balancing.base import WeightedLossBalancer
+from mtdense.registry import BALANCERS, ConfigError
+
+
+@BALANCERS.register("uncertainty")
+class UncertaintyWeighting(WeightedLossBalancer):
+    def __init__(self, tasks: list[str], lr: float = 0.025, init_log_var: float = 0.0):
+        super().__init__(tasks)
+        if not lr > 0:
+            raise ConfigError(f"balancer.lr: {lr} must be > 0")
+        self.log_vars = nn.Parameter(torch.full((len(self.tasks),), float(init_log_var)))
+        self.optimizer = torch.optim.Adam([self.log_vars], lr=lr)
+
+    def current_weights(self, losses: Tensor) -> Tensor:
+        return torch.exp(-self.log_vars.detach())
+
+    def finalize(self, shared_params: list[nn.Parameter]) -> None:
+        losses = self.take_step_losses()
+        if losses is None:
+            return
+        with torch.no_grad():
+            grad = 1.0 - torch.exp(-self.log_vars) * losses.to(self.log_vars.device)
+        self.step_own_parameter(self.log_vars, grad)
