@@ -64,7 +64,8 @@ class Trainer:
             self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if t.compile:
             self.net = torch.compile(self.net)
-        self.optimizer = build_optimizer(t, list(self.model.parameters()) + list(self.balancer.parameters()))
+        # balancers with learnable state (uncertainty, GradNorm, FAMO) update it themselves in finalize
+        self.optimizer = build_optimizer(t, list(self.model.parameters()))
         self.run_dir = Path(t.out_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.global_step = 0
@@ -117,19 +118,19 @@ class Trainer:
         logged: dict[str, float] = {}
         for i, batch in enumerate(micro_batches):
             batch = move_batch(batch, self.device)
-            losses = self._losses(batch)
-            self._check_finite(losses, batch)
-            scaled = {k: v / n for k, v in losses.items()}
-            last = i == n - 1
-            sync_here = last and not self.balancer.reduces_gradients
-            ctx = self.net.no_sync() if (self.distributed and not sync_here) else contextlib.nullcontext()
-            with ctx:
-                weights = self.balancer.backward(scaled, self.shared_params)
+            # DDP reduces gradients during the last micro-batch's backward, unless the balancer
+            # combines per-task gradients and does its own single reduction in finalize
+            local = self.balancer.reduces_gradients or i < n - 1
+            ctx = self.net.no_sync() if (self.distributed and local) else contextlib.nullcontext()
+            with ctx:  # forward and backward both inside no_sync
+                losses = self._losses(batch)
+                self._check_finite(losses, batch)
+                self.balancer.backward({k: v / n for k, v in losses.items()}, self.shared_params)
             for k, v in losses.items():
                 logged[f"loss/{k}"] = logged.get(f"loss/{k}", 0.0) + float(v.detach()) / n
-            for k, w in (weights or {}).items():
-                logged[f"weight/{k}"] = float(w)
         self.balancer.finalize(self.shared_params)
+        for k, w in self.balancer.last_weights.items():
+            logged[f"weight/{k}"] = float(w)
         if self.cfg.trainer.grad_clip:
             logged["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip))
         self.optimizer.step()
