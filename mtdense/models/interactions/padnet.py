@@ -1,0 +1,84 @@
+"""PAD-Net multi-modal distillation (attention-guided message passing) between branches.
+
+Source: Xu, Ouyang, Wang, Sebe, "PAD-Net: Multi-Tasks Guided Prediction-and-Distillation
+Network for Simultaneous Depth Estimation and Scene Parsing", CVPR 2018, arXiv:1805.04409,
+distillation module (c), eq. 3:  F_k^o = F_k^i + Σ_{t≠k} G_k ⊙ (W_{t,k} ⊛ F_t^i),
+G_k = sigmoid(W_g^k ⊛ F_k^i).
+
+Here, for every branch t:
+    P_t  = ReLU(BN(conv3×3(F_t)))               intermediate map ("prediction" features)
+    G_t  = sigmoid(conv3×3(P_t))                C_t-channel gate from the receiver's own map
+    F_t' = F_t + G_t ⊙ Σ_{j≠t} conv3×3_{j→t}(P_j)
+The messages are *summed* over the other tasks as in the paper (so for T > 2 tasks the update
+grows with T); the residual is added to the branch features F_t rather than to P_t, so the
+dict keeps its shapes. Widths may differ (each conv maps to the receiver's width). With 1
+branch the module is an exact no-op without parameters. PyTorch default initialisation; the
+module does not start as the identity (nor does PAD-Net).
+
+Deep supervision: in PAD-Net the intermediate maps are supervised by intermediate task
+predictions. ``forward`` keeps the dict contract and returns only the updated features;
+``forward_with_intermediate(feats)`` returns ``(updated, {t: P_t})`` with P_t of width
+``intermediate_channels[t]`` so the model assembly can attach 1×1 heads and auxiliary
+losses. They are returned, not cached on the module, so the module stays stateless
+(``copy.deepcopy`` for EMA teachers and torch.compile keep working).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtdense.registry import INTERACTIONS
+
+from .common import check_channels, check_feats, check_positive_int, pair_modules
+
+NAME = "padnet"
+
+
+def _intermediate(in_width: int, out_width: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_width, out_width, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_width),
+        nn.ReLU(inplace=True),
+    )
+
+
+@INTERACTIONS.register(NAME)
+class PadNetDistillation(nn.Module):
+    """Attention-guided message passing from every branch's intermediate map to the others.
+
+    Options: ``hidden`` (width of every intermediate map P_t; None = the branch width C_t).
+    """
+
+    def __init__(self, channels: dict[str, int], hidden: int | None = None):
+        super().__init__()
+        self.channels = check_channels(channels, NAME)
+        if hidden is not None:
+            check_positive_int(hidden, "hidden", NAME)
+        tasks = list(self.channels)
+        c = self.channels
+        self.intermediate_channels = {t: hidden or c[t] for t in tasks}
+        if len(tasks) < 2:
+            return
+        p = self.intermediate_channels
+        self.intermediate = nn.ModuleDict({t: _intermediate(c[t], p[t]) for t in tasks})
+        self.gates = nn.ModuleDict({t: nn.Conv2d(p[t], c[t], kernel_size=3, padding=1) for t in tasks})
+        self.messages = pair_modules(tasks, lambda t, s: nn.Conv2d(p[s], c[t], kernel_size=3, padding=1))
+
+    def forward_with_intermediate(
+        self, feats: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Updated features and the intermediate maps P_t (empty dict for 1 branch)."""
+        check_feats(feats, self.channels, NAME)
+        if len(feats) < 2:
+            return dict(feats), {}
+        maps = {t: self.intermediate[t](f) for t, f in feats.items()}
+        out = {}
+        for t, f_t in feats.items():
+            gate = torch.sigmoid(self.gates[t](maps[t]))
+            messages = sum(self.messages[t][s](maps[s]) for s in feats if s != t)
+            out[t] = f_t + (gate * messages).to(f_t.dtype)
+        return out, maps
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.forward_with_intermediate(feats)[0]

@@ -1,0 +1,61 @@
+"""MTCF-style classification–estimation consistency coupling, against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mtdense.registry import COUPLINGS, TASKS, ConfigError
+
+
+def make(direction="estimation_teaches", thresholds=(0.5,), temperature=0.1):
+    tasks = nn.ModuleDict({
+        "rain_class": TASKS.build({"type": "threshold_classification", "target": "rain_rate", "thresholds": list(thresholds)},
+                                  name="rain_class"),
+        "rain_rate": TASKS.build({"type": "regression", "target": "rain_rate", "activation": "relu"}, name="rain_rate"),
+    })
+    c = COUPLINGS.build({"type": "class_estimate_consistency", "classification": "rain_class", "estimation": "rain_rate",
+                         "temperature": temperature, "direction": direction}, "couplings.0", tasks=tasks)
+    return c
+
+
+def test_binary_case_is_bce_with_soft_threshold():
+    c = make()
+    rate = torch.tensor([[[0.0, 0.5, 2.0]]])            # B=1, H=1, W=3, mm/h
+    logits = torch.tensor([[[[0.0, 1.0, -1.0]], [[0.0, -1.0, 2.0]]]])  # 2 classes
+    loss = c({"rain_class": logits, "rain_rate": rate[:, None]}, {})
+    expected = 0.0
+    for r, (l0, l1) in zip([0.0, 0.5, 2.0], [(0.0, 0.0), (1.0, -1.0), (-1.0, 2.0)]):
+        q = 1 / (1 + math.exp(-(r - 0.5) / 0.1))
+        p = math.exp(l1) / (math.exp(l0) + math.exp(l1))
+        expected += -(q * math.log(p) + (1 - q) * math.log(1 - p))
+    assert loss.item() == pytest.approx(expected / 3, rel=1e-5)
+
+
+def test_implied_distribution_is_a_distribution_and_sharpens():
+    c = make(thresholds=(0.5, 2, 5, 10), temperature=0.05)
+    q = c.implied_distribution(torch.tensor([[[0.0, 1.0, 3.0, 7.0, 30.0]]]))
+    assert torch.allclose(q.sum(dim=1), torch.ones(1, 1, 5), atol=1e-6)
+    assert q.argmax(dim=1).tolist() == [[[0, 1, 2, 3, 4]]]
+
+
+def test_gradient_flows_to_classifier_only_by_default():
+    c = make()
+    logits = torch.zeros(1, 2, 2, 2, requires_grad=True)
+    raw = torch.full((1, 1, 2, 2), 1.0, requires_grad=True)
+    c({"rain_class": logits, "rain_rate": raw}, {}).backward()
+    assert logits.grad.abs().sum() > 0
+    assert raw.grad is None  # the estimate is the teacher: stop-gradient
+    logits.grad = None
+    both = make(direction="both")
+    both({"rain_class": logits, "rain_rate": raw}, {}).backward()
+    assert raw.grad is not None and raw.grad.abs().sum() > 0
+
+
+def test_bad_task_names_are_config_errors():
+    tasks = nn.ModuleDict({"a": TASKS.build({"type": "regression", "target": "x"}, name="a")})
+    with pytest.raises(ConfigError, match="classification: 'b' is not a task"):
+        COUPLINGS.build({"type": "class_estimate_consistency", "classification": "b", "estimation": "a"}, tasks=tasks)
