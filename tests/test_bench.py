@@ -79,8 +79,10 @@ def test_single_task_config_prunes_branches_couplings_and_references():
     out = single_task_config(cfg, ["semantic"], "baselines.semantic")
     assert OmegaConf.to_container(out.model.branches) == {"shared": {"tasks": ["semantic"]}}
     assert list(out.model.interactions) == [] and list(out.couplings) == []
+    cfg.tasks.semantic.target = "height"  # a target key, not a task reference
+    assert list(single_task_config(cfg, ["semantic"], "b").tasks) == ["semantic"]
     cfg.tasks.semantic.gate = {"task": "height"}
-    with pytest.raises(ConfigError, match="tasks.semantic refers to the removed task.*height"):
+    with pytest.raises(ConfigError, match=r"tasks.semantic.gate.task refers to a removed task.*\{tasks.semantic.gate: null\}"):
         single_task_config(cfg, ["semantic"], "baselines.semantic")
     with pytest.raises(ConfigError, match=r"baselines.x.tasks: \['depth'\]"):
         single_task_config(cfg, ["depth"], "baselines.x")
@@ -237,3 +239,18 @@ def test_report_markdown_json_and_plot(finished_bench, tmp_path):
     equal = summary["pairs"]["shapes"]["variants"]["equal"]
     assert equal["delta_m"]["per_task"]["n"] == 2 and equal["seeds"] == [0, 1]
     assert (tmp_path / "tiny.png").stat().st_size > 1000
+
+
+def test_prepare_hooks_are_idempotent_and_refuse_other_data(tmp_path):
+    from mtdense.bench.prepare import run_prepare
+
+    step = {"type": "synth_street", "root": str(tmp_path / "street"), "n_train": 2, "n_val": 1, "height": 8, "width": 16}
+    assert "wrote 2 + 1" in run_prepare([step], "prepare")[0]
+    assert len(list((tmp_path / "street" / "leftImg8bit" / "train").glob("*/*.png"))) == 2
+    assert "already present" in run_prepare([step], "prepare")[0]
+    with pytest.raises(ConfigError, match="made with .*'n_train': 2.*the grid asks for .*'n_train': 3"):
+        run_prepare([{**step, "n_train": 3}], "prepare")
+    with pytest.raises(ConfigError, match=r"prepare.0 \(synth_street\): .*n_trian.*accepted options: root, n_train"):
+        run_prepare([{**step, "n_trian": 3}], "prepare")
+    with pytest.raises(ConfigError, match="did not create"):
+        run_prepare([{"type": "mtdense", "args": ["registry", "list", "balancer"], "creates": str(tmp_path / "x")}], "prepare")

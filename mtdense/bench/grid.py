@@ -28,13 +28,14 @@ experiment configs stay relative to the working directory, as everywhere in mtde
           - {label: identity, value: [{type: identity, stages: all}]}
           - {label: cbim, value: [{type: cbim, stages: all}]}
 
-A baseline config is the pair's config (with protocol and pair overrides, and the variant's
-axis values) minus the other tasks, minus interaction modules when one branch is left,
-minus couplings that name a removed task (all couplings when one task is left), with a plain
-``{type: fixed}`` balancer. Variants whose baselines come out identical share them, so an
-interaction axis trains each baseline once, while e.g. a backbone-width axis gets baselines
-of every width (same backbone, resolution and schedule, as Δm requires); the first keeps the
-plain name ``baseline:<name>``, the others are named ``baseline:<name>@<variant>``.
+A baseline config is the pair's config (with protocol and pair overrides, the variant's axis
+values, then the baseline's own overrides) minus the other tasks, minus interaction modules
+when one branch is left, minus couplings that name a removed task (all couplings when one
+task is left), with a plain ``{type: fixed}`` balancer. Variants whose baselines come out
+identical share them, so an interaction axis trains each baseline once, while e.g. a
+backbone-width axis gets baselines of every width (same backbone, resolution and schedule,
+as Δm requires); the first keeps the plain name ``baseline:<name>``, the others are named
+``baseline:<name>@<variant>``.
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ class Grid:
         for label, cfg, _ in variants:
             keys = []
             for b in pair.baselines:
-                bcfg = single_task_config(cfg, b.tasks, f"{where}.baselines.{b.name}")
+                bcfg = copy.deepcopy(cfg)
                 apply_overrides(bcfg, b.overrides, f"{where}.baselines.{b.name}.overrides")
+                bcfg = single_task_config(bcfg, b.tasks, f"{where}.baselines.{b.name}")
                 bcfg = validate(bcfg, source=f"{where}.baselines.{b.name}")
                 key = (b.name, fingerprint(bcfg))
                 if key not in baseline_runs:
@@ -192,20 +194,18 @@ def apply_overrides(cfg: DictConfig, overrides: Mapping[str, Any], where: str) -
             OmegaConf.update(cfg, key, value, merge=False, force_add=True)
 
 
-def _mentions(node: Any, names: set[str], keys: tuple[str, ...] | None) -> list[str]:
-    """Task names in ``node``'s string values (only under ``keys`` when given)."""
+def _mentions(node: Any, names: set[str], keys: tuple[str, ...] | None, path: str = "") -> list[str]:
+    """Dotted paths in ``node`` whose string value is one of ``names`` (only values under an
+    option named in ``keys`` when given, e.g. ``gate.task`` but not ``target``)."""
     found = []
     if isinstance(node, Mapping):
         for k, v in node.items():
-            if keys is None or k in keys:
-                found += _mentions(v, names, None)
-            else:
-                found += _mentions(v, names, keys)
+            found += _mentions(v, names, None if keys is None or k in keys else keys, f"{path}.{k}")
     elif isinstance(node, (list, tuple)):
-        for v in node:
-            found += _mentions(v, names, keys)
-    elif isinstance(node, str) and node in names:
-        found.append(node)
+        for i, v in enumerate(node):
+            found += _mentions(v, names, keys, f"{path}.{i}")
+    elif keys is None and isinstance(node, str) and node in names:
+        found.append(path)
     return found
 
 
@@ -220,11 +220,11 @@ def single_task_config(cfg: DictConfig, keep: list[str], where: str) -> DictConf
     data = plain(out)
     data["tasks"] = {t: data["tasks"][t] for t in tasks if t in keep}
     for name, task in data["tasks"].items():
-        refs = _mentions(task, removed, REFERENCE_KEYS)
+        refs = _mentions(task, removed, REFERENCE_KEYS, f"tasks.{name}")
         if refs:
             raise ConfigError(
-                f"{where}: tasks.{name} refers to the removed task(s) {', '.join(sorted(set(refs)))}; give this "
-                f"baseline overrides that remove the reference (e.g. overrides: {{tasks.{name}.gate: null}})"
+                f"{where}: {refs[0]} refers to a removed task; give this baseline overrides that remove "
+                f"the reference, e.g. overrides: {{{refs[0].rsplit('.', 1)[0]}: null}}"
             )
     model = data["model"]
     branches = model.get("branches")
@@ -242,7 +242,7 @@ def single_task_config(cfg: DictConfig, keep: list[str], where: str) -> DictConf
     data["balancer"] = {"type": "fixed"}
     monitor = data["trainer"].get("monitor")
     if monitor and any(f"/{t}/" in monitor for t in removed):
-        data["trainer"]["monitor"] = None
+        data["trainer"]["monitor"], data["trainer"]["monitor_mode"] = None, "min"  # val/loss
     return OmegaConf.create(data)
 
 

@@ -118,14 +118,15 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     shape = "×".join(map(str, proto.get("input_shape", [])))
     lines = [f"## {name} ({p['data']} data)", "",
              f"Config `{p['config']}`; {proto.get('train_images', '?')} train / {proto.get('val_images', '?')} val images "
-             f"of {shape}; {proto.get('epochs', '?')} epochs, batch {proto.get('batch_size', '?')} "
-             f"({proto.get('steps', '?')} steps).", ""]
+             f"of {shape}; epochs: {proto.get('epochs', '?')}, batch: {proto.get('batch_size', '?')}, "
+             f"optimizer steps: {proto.get('steps', '?')}.", ""]
     per_task = ", ".join(f"{t}/{m}" for t, m in p["delta_m"]["per_task"].items())
     per_metric = [f"{t}/{m}" for t, ms in p["delta_m"]["per_metric"].items() for m in ms]
     lines += [f"- {DELTA_VARIANTS['per_task']} (T={len(p['delta_m']['per_task'])}): {per_task}",
               f"- {DELTA_VARIANTS['per_metric']} (K={len(per_metric)}): {', '.join(per_metric)}", ""]
-    metric_cols = list(dict.fromkeys(k for v in p["variants"].values() for k in v["metrics"]))
-    metric_cols = sorted(metric_cols, key=lambda k: (k.split("/")[0], per_metric.index(k) if k in per_metric else 99))
+    present = {k for v in p["variants"].values() for k in v["metrics"]}
+    declared = [f"{t}/{m}" for t, m in p["delta_m"]["per_task"].items()] + per_metric
+    metric_cols = [k for k in dict.fromkeys(declared) if k in present]
     header = (["variant", "seeds"] + [c.replace("/", " ") for c in metric_cols]
               + [f"{DELTA_VARIANTS['per_task']} [%]", f"{DELTA_VARIANTS['per_metric']} [%]",
                  "params", "MFLOPs/img", "CPU latency [ms]", "train [img/s]"])
@@ -156,7 +157,7 @@ def markdown(summary: dict[str, Any], plot_name: str | None) -> str:
              f"- Seeds: {', '.join(map(str, summary['seeds']))}; shared overrides: "
              + (", ".join(f"`{k}={v}`" for k, v in summary["protocol_overrides"].items()) or "none")]
     for m in summary["machines"]:
-        lines.append(f"- Machine: nproc {m['nproc']}, torch {m['torch']} ({m['threads']} threads), "
+        lines.append(f"- Machine: nproc {m['nproc']}, torch {m['torch']}, torch threads: {m['threads']}, "
                      f"Python {m['python']}, {m['processor']}")
     lines += [
         "- Metrics: final validation epoch. Δm = mean over the selected metrics of ±(M_mtl − M_stl)/M_stl × 100 "

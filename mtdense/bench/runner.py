@@ -54,12 +54,12 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(cfg.trainer.out_dir)
     resume = run_dir if (run_dir / "checkpoints" / "last").is_file() else None
     resumed_from = int(resolve_checkpoint(run_dir).name.split("_")[-1]) if resume else 0
-    tic = time.perf_counter()
+    tic, cpu_tic = time.perf_counter(), time.process_time()
     trainer = Trainer(cfg)
     val = trainer.fit(resume=resume)
     if not val:  # the checkpoint was written after the last epoch: nothing left to train
         val = trainer.evaluate("val")
-    seconds = time.perf_counter() - tic
+    seconds, cpu_seconds = time.perf_counter() - tic, time.process_time() - cpu_tic
     images_per_epoch = trainer.steps_per_epoch() * int(cfg.data.batch_size) * int(cfg.trainer.accumulate)
     epoch_seconds = val.get("train/epoch_seconds")
     shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
@@ -72,7 +72,7 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
         "flops_per_image": flops_per_image(model, shape),
         "latency_ms": cpu_latency_ms(model, shape, int(profile["latency_runs"]), int(profile["warmup"])),
         "throughput_img_s": images_per_epoch / epoch_seconds if epoch_seconds else None,
-        "train_seconds": seconds, "resumed_from_step": resumed_from,
+        "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "resumed_from_step": resumed_from,
         "protocol": {"input_shape": list(shape), "train_images": len(trainer.exp.dataset("train")),
                      "val_images": len(trainer.exp.dataset("val")), "epochs": int(cfg.trainer.max_epochs),
                      "batch_size": int(cfg.data.batch_size), "steps": trainer.global_step},
@@ -116,8 +116,10 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
             record = {**execute(run, grid.profile), "fingerprint": fp}
             store.append(record)
             done[run.key] = record
-            log(f"[{i}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s, {record['params']} params, "
-                f"{record['latency_ms']:.2f} ms, {record['metrics']}")
+            pair = next(p for p in grid.pairs if p.name == run.pair)
+            shown = ", ".join(f"{t}/{m}={record['metrics'][t].get(m)}" for t, m in pair.per_task.items() if t in run.tasks)
+            log(f"[{i}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s ({record['train_cpu_seconds']:.1f} s CPU), "
+                f"{record['params']} params, {record['latency_ms']:.2f} ms/image; {shown}")
             if on_record is not None:
                 on_record(record)
     finally:
