@@ -100,6 +100,15 @@ def _registry(args) -> int:
     return 0
 
 
+@command("bench")
+def _bench(args) -> int:
+    from mtdense.bench.runner import bench
+
+    paths = bench(args.grid, args.out, args.seeds, args.resume, args.report_dir)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
+    return 0
+
+
 @command("config")
 def _config(args) -> int:
     from mtdense.config import load_config, to_yaml
@@ -238,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--epochs", type=int, default=12)
     sp.add_argument("--seed", type=int, default=0)
     overrides(sp)
+
+    sp = sub.add_parser("bench", help="train a grid of multi-task variants and single-task baselines; report Δm",
+                        description="Run every (pair, variant, seed) of GRID and its single-task baselines, "
+                                    "profile them and write <report_dir>/<name>.md, .json and .png.")
+    sp.add_argument("grid", help="grid YAML, e.g. configs/bench/interactions.yaml")
+    sp.add_argument("--out", help="bench folder for runs and results.jsonl (default: runs/bench/<grid name>)")
+    sp.add_argument("--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the grid's")
+    sp.add_argument("--resume", action="store_true",
+                    help="continue the bench in --out: skip finished runs, resume interrupted ones from their checkpoints")
+    sp.add_argument("--report-dir", help="where the report goes (default: the grid's report_dir)")
 
     sp = sub.add_parser("registry", help="list registered plugins")
     rsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -1,0 +1,368 @@
+"""The benchmark grid: experiments to run, the axes they vary along, their single-task baselines.
+
+A grid YAML (``config:`` paths are relative to the grid file; data and output paths inside
+experiment configs stay relative to the working directory, as everywhere in mtdense)::
+
+    name: interactions               # report: <report_dir>/<name>.md, .json, .png
+    seeds: 3                         # count (seeds 0..N-1) or an explicit list
+    report_dir: benchmarks/results
+    profile: {threads: 2, latency_runs: 30, warmup: 5}
+    protocol: {trainer.max_epochs: 8, data.batch_size: 8}   # dotted overrides for every run
+    prepare: [{type: synth_street, root: data/synthetic/street, n_train: 128, n_val: 32}]
+    pairs:
+      - name: street
+        config: ../street/seg_depth.yaml
+        data: synthetic              # synthetic | real (printed in the protocol)
+        overrides: {}                # dotted overrides for this pair only
+        prepare: []                  # hooks for this pair only
+        baselines:                   # single-task models: the tasks each one keeps
+          - {name: semantic, tasks: [semantic]}
+          - {name: depth, tasks: [depth], overrides: {}}
+        delta_m:
+          per_task: {semantic: miou, depth: abs_rel}            # one metric per task
+          per_metric: {semantic: [miou], depth: [abs_rel, rmse, delta1]}
+        skip: null                   # a reason string: listed in the report, not run
+    axes:                            # the cartesian product of all axes is run
+      - key: model.interactions
+        values:
+          - {label: identity, value: [{type: identity, stages: all}]}
+          - {label: cbim, value: [{type: cbim, stages: all}]}
+
+A baseline config is the pair's config (with protocol and pair overrides, the variant's axis
+values, then the baseline's own overrides) minus the other tasks, minus interaction modules
+when one branch is left, minus couplings that name a removed task (all couplings when one
+task is left), with a plain ``{type: fixed}`` balancer. Variants whose baselines come out
+identical share them, so an interaction axis trains each baseline once, while e.g. a
+backbone-width axis gets baselines of every width (same backbone, resolution and schedule,
+as Δm requires); the first keeps the plain name ``baseline:<name>``, the others are named
+``baseline:<name>@<variant>``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mtdense.config import load_config, plain, validate
+from mtdense.registry import ConfigError
+
+GRID_KEYS = ("name", "seeds", "report_dir", "profile", "protocol", "prepare", "pairs", "axes")
+PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "delta_m", "skip")
+PROFILE_DEFAULTS = {"threads": None, "latency_runs": 30, "warmup": 5}
+BASELINE_PREFIX = "baseline:"
+REFERENCE_KEYS = ("task", "tasks")  # option names by which a task refers to another task
+
+
+@dataclass
+class Baseline:
+    name: str
+    tasks: list[str]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Pair:
+    name: str
+    config: Path
+    data: str
+    overrides: dict[str, Any]
+    prepare: list[dict]
+    baselines: list[Baseline]
+    per_task: dict[str, str]
+    per_metric: dict[str, list[str]]
+    skip: str | None
+
+
+@dataclass
+class Axis:
+    key: str
+    values: list[tuple[str, Any]]  # (label, value)
+
+
+@dataclass
+class Run:
+    """One training run of the bench: a (pair, variant, seed) with its full config."""
+
+    pair: str
+    variant: str
+    seed: int
+    kind: str  # "multitask" or "baseline"
+    config: DictConfig
+    tasks: list[str]
+    baselines: list[str]  # baseline variants a multi-task run is compared with (Δm)
+    labels: dict[str, str]  # axis key -> label of the value used
+
+    @property
+    def key(self) -> str:
+        return run_key(self.pair, self.variant, self.seed)
+
+
+def run_key(pair: str, variant: str, seed: int) -> str:
+    return f"{pair}/{variant}/seed{seed}"
+
+
+@dataclass
+class Grid:
+    name: str
+    path: Path
+    seeds: list[int]
+    report_dir: Path
+    profile: dict[str, Any]
+    protocol: dict[str, Any]
+    prepare: list[dict]
+    pairs: list[Pair]
+    axes: list[Axis]
+
+    def active_pairs(self) -> list[Pair]:
+        return [p for p in self.pairs if not p.skip]
+
+    def runs(self, out: Path) -> list[Run]:
+        """Every run, seed-major (all of seed 0 first, so a partial bench covers all variants)."""
+        per_pair = [self._pair_runs(pair) for pair in self.active_pairs()]
+        runs = []
+        for seed in self.seeds:
+            for pair, templates in zip(self.active_pairs(), per_pair):
+                for t in templates:
+                    cfg = copy.deepcopy(t.config)
+                    key = run_key(pair.name, t.variant, seed)
+                    with open_dict(cfg):
+                        cfg.seed = seed
+                        cfg.trainer.out_dir = str(out / "runs" / pair.name / _safe(t.variant) / f"seed{seed}")
+                        cfg.meta.name = key
+                    runs.append(Run(pair.name, t.variant, seed, t.kind, cfg, t.tasks, t.baselines, t.labels))
+        return runs
+
+    def _pair_runs(self, pair: Pair) -> list[Run]:
+        where = f"{self.path}: pairs.{pair.name}"
+        common = load_config(pair.config)
+        apply_overrides(common, self.protocol, f"{self.path}: protocol")
+        apply_overrides(common, pair.overrides, f"{where}.overrides")
+        variants = []
+        for combo in itertools.product(*[axis.values for axis in self.axes]):
+            cfg = copy.deepcopy(common)
+            for axis, (label, value) in zip(self.axes, combo):
+                apply_overrides(cfg, {axis.key: value}, f"{self.path}: axes.{axis.key}.{label}")
+            label = "+".join(lbl for lbl, _ in combo) or "default"
+            labels = {axis.key: lbl for axis, (lbl, _) in zip(self.axes, combo)}
+            variants.append((label, validate(cfg, source=f"{where} variant {label}"), labels))
+        task_names = list(common.tasks)
+        for task in list(pair.per_task) + list(pair.per_metric):
+            if task not in task_names:
+                raise ConfigError(f"{where}.delta_m: {task!r} is not a task of {pair.config}; tasks: {', '.join(task_names)}")
+
+        baseline_runs: dict[tuple[str, str], Run] = {}  # (baseline name, fingerprint) -> run
+        compared_with: list[list[tuple[str, str]]] = []  # per variant: its baselines' keys
+        for label, cfg, _ in variants:
+            keys = []
+            for b in pair.baselines:
+                bcfg = copy.deepcopy(cfg)
+                apply_overrides(bcfg, b.overrides, f"{where}.baselines.{b.name}.overrides")
+                bcfg = single_task_config(bcfg, b.tasks, f"{where}.baselines.{b.name}")
+                bcfg = validate(bcfg, source=f"{where}.baselines.{b.name}")
+                key = (b.name, fingerprint(bcfg))
+                if key not in baseline_runs:
+                    baseline_runs[key] = Run(pair.name, f"{BASELINE_PREFIX}{b.name}", 0, "baseline", bcfg,
+                                             list(b.tasks), [], {})
+                    if sum(1 for name, _ in baseline_runs if name == b.name) > 1:
+                        # the axes change this baseline: name it after the variant that needs it
+                        baseline_runs[key].variant += f"@{label}"
+                keys.append(key)
+            compared_with.append(keys)
+        multitask_runs = [Run(pair.name, label, 0, "multitask", cfg, task_names,
+                              [baseline_runs[k].variant for k in keys], labels)
+                          for (label, cfg, labels), keys in zip(variants, compared_with)]
+        return list(baseline_runs.values()) + multitask_runs
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+@-]", "_", label)
+
+
+def apply_overrides(cfg: DictConfig, overrides: Mapping[str, Any], where: str) -> None:
+    """Set dotted keys (``trainer.max_epochs``) to values; lists and mappings replace whole nodes."""
+    for key, value in (overrides or {}).items():
+        if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
+            raise ConfigError(f"{where}: {key!r} is not a dotted config key such as trainer.max_epochs")
+        with open_dict(cfg):
+            OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+
+
+def _mentions(node: Any, names: set[str], keys: tuple[str, ...] | None, path: str = "") -> list[str]:
+    """Dotted paths in ``node`` whose string value is one of ``names`` (only values under an
+    option named in ``keys`` when given, e.g. ``gate.task`` but not ``target``)."""
+    found = []
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            found += _mentions(v, names, None if keys is None or k in keys else keys, f"{path}.{k}")
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            found += _mentions(v, names, keys, f"{path}.{i}")
+    elif keys is None and isinstance(node, str) and node in names:
+        found.append(path)
+    return found
+
+
+def single_task_config(cfg: DictConfig, keep: list[str], where: str) -> DictConfig:
+    """``cfg`` reduced to the tasks in ``keep`` (see the module docstring for the rules)."""
+    tasks = list(cfg.tasks)
+    unknown = [t for t in keep if t not in tasks]
+    if not keep or unknown:
+        raise ConfigError(f"{where}.tasks: {unknown or keep!r} must name tasks of the experiment; tasks: {', '.join(tasks)}")
+    removed = set(tasks) - set(keep)
+    out = copy.deepcopy(cfg)
+    data = plain(out)
+    data["tasks"] = {t: data["tasks"][t] for t in tasks if t in keep}
+    for name, task in data["tasks"].items():
+        refs = _mentions(task, removed, REFERENCE_KEYS, f"tasks.{name}")
+        if refs:
+            raise ConfigError(
+                f"{where}: {refs[0]} refers to a removed task; give this baseline overrides that remove "
+                f"the reference, e.g. overrides: {{{refs[0].rsplit('.', 1)[0]}: null}}"
+            )
+    model = data["model"]
+    branches = model.get("branches")
+    if branches:
+        model["branches"] = {b: {**c, "tasks": [t for t in c.get("tasks", []) if t in keep]} for b, c in branches.items()}
+        model["branches"] = {b: c for b, c in model["branches"].items() if c["tasks"]}
+    if "heads" in model and model["heads"]:
+        model["heads"] = {t: h for t, h in model["heads"].items() if t in keep}
+    if len(model.get("branches") or keep) <= 1:
+        model["interactions"] = []
+    if len(keep) == 1:
+        data["couplings"] = []
+    else:
+        data["couplings"] = [c for c in data.get("couplings") or [] if not _mentions(c, removed, None)]
+    data["balancer"] = {"type": "fixed"}
+    monitor = data["trainer"].get("monitor")
+    if monitor and any(f"/{t}/" in monitor for t in removed):
+        data["trainer"]["monitor"], data["trainer"]["monitor_mode"] = None, "min"  # val/loss
+    return OmegaConf.create(data)
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """A hash of what determines a run's result apart from its seed and where it is written."""
+    data = plain(cfg)
+    data.pop("meta", None)
+    data.pop("seed", None)
+    data.get("trainer", {}).pop("out_dir", None)
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(data), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- loading
+def _mapping(value: Any, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: must be a list, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(data: Mapping, accepted: tuple[str, ...], where: str) -> None:
+    for key in data:
+        if key not in accepted:
+            raise ConfigError(f"{where}.{key}: unknown key; accepted: {', '.join(accepted)}")
+
+
+def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
+    where = f"{src}: pairs.{i}"
+    raw = _mapping(raw, where)
+    _check_keys(raw, PAIR_KEYS, where)
+    for req in ("name", "config"):
+        if not raw.get(req):
+            raise ConfigError(f"{where}.{req}: missing")
+    name = str(raw["name"])
+    where = f"{src}: pairs.{name}"
+    baselines = []
+    for j, b in enumerate(_list(raw.get("baselines"), f"{where}.baselines")):
+        b = _mapping(b, f"{where}.baselines.{j}")
+        _check_keys(b, ("name", "tasks", "overrides"), f"{where}.baselines.{j}")
+        tasks = b.get("tasks")
+        if not b.get("name") or not isinstance(tasks, list) or not tasks:
+            raise ConfigError(f"{where}.baselines.{j}: needs a name and a non-empty list of tasks to keep")
+        baselines.append(Baseline(str(b["name"]), [str(t) for t in tasks], _mapping(b.get("overrides"), f"{where}.baselines.{j}.overrides")))
+    delta = _mapping(raw.get("delta_m"), f"{where}.delta_m")
+    _check_keys(delta, ("per_task", "per_metric"), f"{where}.delta_m")
+    per_task = {str(t): m for t, m in _mapping(delta.get("per_task"), f"{where}.delta_m.per_task").items()}
+    for t, m in per_task.items():
+        if not isinstance(m, str):
+            raise ConfigError(f"{where}.delta_m.per_task.{t}: one metric name per task (per-task Δm), got {m!r}")
+    per_metric = {str(t): [m] if isinstance(m, str) else list(m)
+                  for t, m in _mapping(delta.get("per_metric"), f"{where}.delta_m.per_metric").items()}
+    skip = raw.get("skip")
+    if not skip:
+        if not per_task or not per_metric:
+            raise ConfigError(f"{where}.delta_m: declare both per_task ({{task: metric}}) and per_metric ({{task: [metrics]}})")
+        for task in set(per_task) | set(per_metric):
+            owners = [b.name for b in baselines if task in b.tasks]
+            if len(owners) != 1:
+                raise ConfigError(f"{where}.baselines: task {task!r} must be kept by exactly one baseline, found {owners or 'none'}")
+    data = raw.get("data", "synthetic")
+    if data not in ("synthetic", "real"):
+        raise ConfigError(f"{where}.data: {data!r} is not one of synthetic, real")
+    return Pair(name, (base / str(raw["config"])).resolve(), data, _mapping(raw.get("overrides"), f"{where}.overrides"),
+                _list(raw.get("prepare"), f"{where}.prepare"), baselines, per_task, per_metric, skip or None)
+
+
+def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
+    """Read and check a grid YAML; ``seeds`` (a count) replaces the grid's seeds."""
+    path = Path(path)
+    src = str(path)
+    if not path.is_file():
+        raise ConfigError(f"{src}: grid file not found")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    raw = _mapping(raw, src)
+    _check_keys(raw, GRID_KEYS, src)
+    if not raw.get("name") or not re.fullmatch(r"[A-Za-z0-9_.-]+", str(raw["name"])):
+        raise ConfigError(f"{src}: name: needs a file-name-safe name (letters, digits, _ . -)")
+    seed_spec = seeds if seeds is not None else raw.get("seeds", 3)
+    seed_list = list(range(seed_spec)) if isinstance(seed_spec, int) else seed_spec
+    if not isinstance(seed_list, list) or not seed_list or not all(isinstance(s, int) for s in seed_list):
+        raise ConfigError(f"{src}: seeds: {seed_spec!r} must be a positive count or a list of integer seeds")
+    profile = dict(PROFILE_DEFAULTS)
+    prof_raw = _mapping(raw.get("profile"), f"{src}: profile")
+    _check_keys(prof_raw, tuple(PROFILE_DEFAULTS), f"{src}: profile")
+    profile.update(prof_raw)
+    axes = []
+    for i, a in enumerate(_list(raw.get("axes"), f"{src}: axes")):
+        a = _mapping(a, f"{src}: axes.{i}")
+        _check_keys(a, ("key", "values"), f"{src}: axes.{i}")
+        values = _list(a.get("values"), f"{src}: axes.{i}.values")
+        if not a.get("key") or not values:
+            raise ConfigError(f"{src}: axes.{i}: needs a dotted key and a non-empty list of values")
+        parsed = []
+        for j, v in enumerate(values):
+            v = _mapping(v, f"{src}: axes.{i}.values.{j}")
+            _check_keys(v, ("label", "value"), f"{src}: axes.{i}.values.{j}")
+            label = v.get("label")
+            if not label or not isinstance(label, str) or label.startswith(BASELINE_PREFIX) or "+" in label or "/" in label:
+                raise ConfigError(f"{src}: axes.{i}.values.{j}.label: {label!r}; give a short label without '+', '/' "
+                                  f"or the prefix {BASELINE_PREFIX!r}")
+            if "value" not in v:
+                raise ConfigError(f"{src}: axes.{i}.values.{j}: missing value (use value: null to set null)")
+            parsed.append((label, v["value"]))
+        if len({lbl for lbl, _ in parsed}) != len(parsed):
+            raise ConfigError(f"{src}: axes.{i}: labels must be distinct")
+        axes.append(Axis(str(a["key"]), parsed))
+    pairs = [_load_pair(p, i, path.parent, src) for i, p in enumerate(_list(raw.get("pairs"), f"{src}: pairs"))]
+    if not pairs:
+        raise ConfigError(f"{src}: pairs: list at least one task pair")
+    if len({p.name for p in pairs}) != len(pairs):
+        raise ConfigError(f"{src}: pairs: names must be distinct")
+    return Grid(str(raw["name"]), path, seed_list, Path(raw.get("report_dir", "benchmarks/results")), profile,
+                _mapping(raw.get("protocol"), f"{src}: protocol"), _list(raw.get("prepare"), f"{src}: prepare"), pairs, axes)
+

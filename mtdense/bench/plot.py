@@ -1,0 +1,47 @@
+"""The bench figure: per task pair, Δm (per-task) of every multi-task variant against its
+parameter count and its CPU latency, with the single-task baselines together as the
+reference at Δm = 0 (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_plot(summary: dict[str, Any], path: Path, delta_label: str) -> Path | None:
+    """Write the PNG; None when no pair has a multi-task variant with Δm yet."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for name, pair in summary["pairs"].items():
+        points = [(vn, v) for vn, v in pair["variants"].items()
+                  if v["kind"] == "multitask" and (v.get("delta_m") or {}).get("per_task", {}).get("mean") is not None]
+        if points:
+            rows.append((name, pair, points))
+    if not rows:
+        return None
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4.2 * len(rows)), squeeze=False)
+    for (name, pair, points), row in zip(rows, axes):
+        for ax, cost, xlabel in ((row[0], "params", "parameters"), (row[1], "latency_ms", "CPU latency, batch 1 [ms]")):
+            for vn, v in points:
+                dm = v["delta_m"]["per_task"]
+                x, xerr = v[cost]["mean"], v[cost]["std"] if cost == "latency_ms" else None
+                ax.errorbar(x, dm["mean"], yerr=dm["std"], xerr=xerr, fmt="o", capsize=3)
+                ax.annotate(vn, (x, dm["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            total = pair["single_task_total"]
+            if total["baselines"]:
+                ax.plot([total[cost]], [0.0], "k*", markersize=10, label="single-task models together")
+            ax.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{delta_label} [%]")
+            ax.set_title(f"{name} ({pair['data']})")
+            ax.grid(alpha=0.3)
+        row[0].legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,65 @@
+"""The bench's results file: JSON lines, one finished run per line, keyed by ``key``
+(``<pair>/<variant>/seed<k>``).
+
+A line is added by writing the whole file to a temporary name and renaming it over the old
+one, so an interruption leaves either the old file or the new one, never half a line; a
+restarted bench reads the keys and skips those runs. Non-finite numbers are stored as
+``null`` so every line is strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from mtdense.registry import ConfigError
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with NaN/Inf floats (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+class ResultsFile:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """Finished runs by key (in file order)."""
+        if not self.path.is_file():
+            return {}
+        records: dict[str, dict[str, Any]] = {}
+        for n, line in enumerate(self.path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                key = record["key"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{self.path}:{n}: not a bench result line ({exc}); remove that line to rerun the run") from exc
+            if key in records:
+                raise ConfigError(f"{self.path}:{n}: run {key!r} is recorded twice; remove one of the lines")
+            records[key] = record
+        return records
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(finite_or_none(record), allow_nan=False, sort_keys=True)
+        old = self.path.read_text() if self.path.is_file() else ""
+        if old and not old.endswith("\n"):
+            old += "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
+        with open(tmp, "w") as f:
+            f.write(old + line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)

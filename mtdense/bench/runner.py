@@ -1,0 +1,139 @@
+"""Run a benchmark grid in-process and keep it resumable (``mtdense bench GRID.yaml``).
+
+Every (pair, variant, seed) and every single-task baseline is trained with ``Trainer`` into
+``<out>/runs/<pair>/<variant>/seed<k>``, evaluated on ``val``, profiled (parameters, FLOPs,
+CPU latency) and appended to ``<out>/results.jsonl`` with its key and a fingerprint of its
+config. A restarted bench (``--resume``) skips finished keys, refuses results whose
+fingerprint no longer matches the grid, and continues an interrupted run from its own last
+checkpoint with ``Trainer.fit(resume=...)``, which resumes exactly. Training throughput is
+the images of one epoch over the last epoch's ``train/epoch_seconds`` (data loading
+included), or None when a run was resumed after its last epoch had already finished.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
+from mtdense.bench.prepare import run_prepare
+from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
+from mtdense.bench.results import ResultsFile
+from mtdense.engine.checkpoint import resolve_checkpoint
+from mtdense.engine.trainer import Trainer
+from mtdense.registry import ConfigError
+
+
+def machine_info() -> dict[str, Any]:
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"nproc": nproc, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
+
+
+def task_metrics(val: dict[str, float], tasks: list[str]) -> dict[str, dict[str, float]]:
+    """``{"val/depth/rmse": x}`` -> ``{"depth": {"rmse": x}}`` for the run's tasks."""
+    out: dict[str, dict[str, float]] = {t: {} for t in tasks}
+    for key, value in val.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == "val" and parts[1] in out:
+            out[parts[1]][parts[2]] = value
+    return out
+
+
+def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
+    """Train (or finish) one run and measure it; returns its result record."""
+    cfg = run.config
+    if "val" not in cfg.data:
+        raise ConfigError(f"{run.key}: data.val is not configured; the bench reports validation metrics")
+    run_dir = Path(cfg.trainer.out_dir)
+    resume = run_dir if (run_dir / "checkpoints" / "last").is_file() else None
+    resumed_from = int(resolve_checkpoint(run_dir).name.split("_")[-1]) if resume else 0
+    tic, cpu_tic = time.perf_counter(), time.process_time()
+    trainer = Trainer(cfg)
+    val = trainer.fit(resume=resume)
+    if not val:  # the checkpoint was written after the last epoch: nothing left to train
+        val = trainer.evaluate("val")
+    seconds, cpu_seconds = time.perf_counter() - tic, time.process_time() - cpu_tic
+    images_per_epoch = trainer.steps_per_epoch() * int(cfg.data.batch_size) * int(cfg.trainer.accumulate)
+    epoch_seconds = val.get("train/epoch_seconds")
+    shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
+    model = trainer.model
+    return {
+        "key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": run.kind,
+        "tasks": run.tasks, "baselines": run.baselines, "labels": run.labels,
+        "metrics": task_metrics(val, run.tasks), "val_loss": val.get("val/loss"),
+        "params": count_parameters(model),
+        "flops_per_image": flops_per_image(model, shape),
+        "latency_ms": cpu_latency_ms(model, shape, int(profile["latency_runs"]), int(profile["warmup"])),
+        "throughput_img_s": images_per_epoch / epoch_seconds if epoch_seconds else None,
+        "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "resumed_from_step": resumed_from,
+        "protocol": {"input_shape": list(shape), "train_images": len(trainer.exp.dataset("train")),
+                     "val_images": len(trainer.exp.dataset("val")), "epochs": int(cfg.trainer.max_epochs),
+                     "batch_size": int(cfg.data.batch_size), "steps": trainer.global_step},
+        "machine": machine_info(), "run_dir": str(run_dir),
+    }
+
+
+def run_bench(grid: Grid, out: str | Path, resume: bool = False,
+              on_record: Callable[[dict[str, Any]], None] | None = None,
+              log: Callable[[str], None] = print) -> ResultsFile:
+    """Run every unfinished run of ``grid`` into ``out``; ``on_record`` sees each new record."""
+    out = Path(out)
+    store = ResultsFile(out / "results.jsonl")
+    done = store.read()
+    if not resume and (done or (out / "runs").exists()):
+        raise ConfigError(f"{out}: holds an earlier bench ({len(done)} finished runs); pass --resume to continue "
+                          "it or choose another --out")
+    for message in run_prepare(grid.prepare, f"{grid.path}: prepare"):
+        log(message)
+    for pair in grid.active_pairs():
+        for message in run_prepare(pair.prepare, f"{grid.path}: pairs.{pair.name}.prepare"):
+            log(message)
+    runs = grid.runs(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(grid.path, out / "grid.yaml")
+    threads_before = torch.get_num_threads()
+    if grid.profile["threads"]:
+        torch.set_num_threads(int(grid.profile["threads"]))
+    try:
+        for i, run in enumerate(runs, start=1):
+            fp = fingerprint(run.config)
+            if run.key in done:
+                if done[run.key].get("fingerprint") != fp:
+                    raise ConfigError(
+                        f"{store.path}: run {run.key} was recorded with another config (fingerprint "
+                        f"{done[run.key].get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
+                        "use a new --out, or delete that line (and its run folder) to rerun it"
+                    )
+                continue
+            log(f"[{i}/{len(runs)}] {run.key}")
+            record = {**execute(run, grid.profile), "fingerprint": fp}
+            store.append(record)
+            done[run.key] = record
+            pair = next(p for p in grid.pairs if p.name == run.pair)
+            shown = ", ".join(f"{t}/{m}={record['metrics'][t].get(m)}" for t, m in pair.per_task.items() if t in run.tasks)
+            log(f"[{i}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s ({record['train_cpu_seconds']:.1f} s CPU), "
+                f"{record['params']} params, {record['latency_ms']:.2f} ms/image; {shown}")
+            if on_record is not None:
+                on_record(record)
+    finally:
+        torch.set_num_threads(threads_before)
+    return store
+
+
+def bench(grid_path: str | Path, out: str | Path | None = None, seeds: int | None = None, resume: bool = False,
+          report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Path]:
+    """``mtdense bench``: run the grid, then write its report; returns the written paths."""
+    from mtdense.bench.report import write_report
+
+    grid = load_grid(grid_path, seeds)
+    out = Path(out) if out is not None else Path("runs") / "bench" / grid.name
+    store = run_bench(grid, out, resume=resume, log=log)
+    paths = write_report(grid, store.read(), Path(report_dir) if report_dir is not None else grid.report_dir)
+    return {"results": store.path, **paths}

@@ -1,0 +1,256 @@
+"""Benchmark harness: grid expansion and baseline configs, results/resume, profiling values, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import mtdense.bench.runner as runner_mod
+from conftest import tiny_config
+from mtdense.bench.grid import load_grid, single_task_config
+from mtdense.bench.profile import count_parameters, flops_per_image
+from mtdense.bench.report import summarize_pair
+from mtdense.bench.results import ResultsFile
+from mtdense.bench.runner import run_bench
+from mtdense.config import from_dict
+from mtdense.engine.builder import build_experiment
+from mtdense.engine.trainer import Trainer
+from mtdense.registry import ConfigError
+
+
+def write_grid(folder, seeds=2, epochs=1, axes=None):
+    """A tiny grid on synthetic shapes: 2 balancer variants, 2 single-task baselines, 1 skipped pair."""
+    cfg = tiny_config(folder / "unused")
+    cfg["tasks"]["height"]["metrics"] = [{"type": "depth", "min_depth": 0.01, "max_depth": 10.0}]
+    OmegaConf.save(OmegaConf.create(cfg), folder / "tiny.yaml")
+    grid = {
+        "name": "tiny", "seeds": seeds, "report_dir": str(folder / "report"),
+        "profile": {"threads": 1, "latency_runs": 3, "warmup": 1},
+        "protocol": {"trainer.max_epochs": epochs},
+        "pairs": [
+            {"name": "shapes", "config": "tiny.yaml", "data": "synthetic",
+             "baselines": [{"name": "semantic", "tasks": ["semantic"]}, {"name": "height", "tasks": ["height"]}],
+             "delta_m": {"per_task": {"semantic": "miou", "height": "rmse"},
+                         "per_metric": {"semantic": ["miou"], "height": ["rmse", "abs_rel"]}}},
+            {"name": "precip", "config": "missing.yaml", "skip": "waiting for the precipitation pipeline"},
+        ],
+        "axes": axes or [{"key": "balancer", "values": [
+            {"label": "equal", "value": {"type": "fixed"}},
+            {"label": "height_x3", "value": {"type": "fixed", "weights": {"height": 3.0}}}]}],
+    }
+    path = folder / "grid.yaml"
+    OmegaConf.save(OmegaConf.create(grid), path)
+    return path
+
+
+def test_grid_expands_variants_and_shared_baselines(tmp_path):
+    grid = load_grid(write_grid(tmp_path), seeds=2)
+    runs = grid.runs(tmp_path / "out")
+    assert [r.key for r in runs[:4]] == ["shapes/baseline:semantic/seed0", "shapes/baseline:height/seed0",
+                                         "shapes/equal/seed0", "shapes/height_x3/seed0"]
+    assert len(runs) == 8 and {r.seed for r in runs[4:]} == {1}
+    mtl = runs[3]
+    assert mtl.baselines == ["baseline:semantic", "baseline:height"]
+    assert OmegaConf.to_container(mtl.config.balancer) == {"type": "fixed", "weights": {"height": 3.0}}
+    assert mtl.config.trainer.max_epochs == 1 and mtl.config.seed == 0
+    assert mtl.config.trainer.out_dir == str(tmp_path / "out" / "runs" / "shapes" / "height_x3" / "seed0")
+    base = runs[1].config
+    assert list(base.tasks) == ["height"] and base.balancer.type == "fixed" and list(base.model.interactions) == []
+    assert runs[1].config.trainer.out_dir.endswith("baseline_height/seed0")
+
+
+def test_axis_that_changes_baselines_gets_its_own(tmp_path):
+    axes = [{"key": "model.backbone.width", "values": [{"label": "w4", "value": 4}, {"label": "w6", "value": 6}]}]
+    runs = load_grid(write_grid(tmp_path, axes=axes), seeds=1).runs(tmp_path / "out")
+    assert [r.variant for r in runs] == ["baseline:semantic", "baseline:height", "baseline:semantic@w6",
+                                         "baseline:height@w6", "w4", "w6"]
+    assert runs[-1].baselines == ["baseline:semantic@w6", "baseline:height@w6"]
+    assert runs[2].config.model.backbone.width == 6
+
+
+def test_single_task_config_prunes_branches_couplings_and_references():
+    cfg = from_dict(tiny_config("unused"))
+    cfg.model.branches = {"shared": {"tasks": ["semantic", "height"]}}
+    cfg.model.interactions = [{"type": "anything", "stages": "all"}]
+    cfg.couplings = [{"type": "consistency", "regression": "height"}]
+    out = single_task_config(cfg, ["semantic"], "baselines.semantic")
+    assert OmegaConf.to_container(out.model.branches) == {"shared": {"tasks": ["semantic"]}}
+    assert list(out.model.interactions) == [] and list(out.couplings) == []
+    cfg.tasks.semantic.target = "height"  # a target key, not a task reference
+    assert list(single_task_config(cfg, ["semantic"], "b").tasks) == ["semantic"]
+    cfg.tasks.semantic.gate = {"task": "height"}
+    with pytest.raises(ConfigError, match=r"tasks.semantic.gate.task refers to a removed task.*\{tasks.semantic.gate: null\}"):
+        single_task_config(cfg, ["semantic"], "baselines.semantic")
+    with pytest.raises(ConfigError, match=r"baselines.x.tasks: \['depth'\]"):
+        single_task_config(cfg, ["depth"], "baselines.x")
+
+
+def test_grid_errors_name_the_key(tmp_path):
+    path = write_grid(tmp_path)
+    raw = OmegaConf.load(path)
+    raw.pairs[0].delta_m.per_task.semantic = ["miou", "pixel_acc"]
+    OmegaConf.save(raw, path)
+    with pytest.raises(ConfigError, match="pairs.shapes.delta_m.per_task.semantic: one metric name per task"):
+        load_grid(path)
+    raw.pairs[0].delta_m.per_task.semantic = "miou"
+    raw.pairs[0].baselines[1].tasks = ["semantic", "height"]
+    OmegaConf.save(raw, path)
+    with pytest.raises(ConfigError, match="task 'semantic' must be kept by exactly one baseline"):
+        load_grid(path)
+
+
+def test_flops_and_params_of_a_known_layer():
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)  # 4*8*8 outputs, 3*3*3 multiply-adds each
+    assert flops_per_image(conv, (3, 8, 8)) == 2 * 4 * 8 * 8 * 27
+    assert count_parameters(conv) == 4 * 27 + 4
+
+
+def test_results_file_is_strict_json_and_names_bad_lines(tmp_path):
+    store = ResultsFile(tmp_path / "results.jsonl")
+    store.append({"key": "a/b/seed0", "x": float("nan")})
+    store.append({"key": "a/b/seed1", "x": 1.5})
+    assert [json.loads(line)["x"] for line in store.path.read_text().splitlines()] == [None, 1.5]
+    with open(store.path, "a") as f:
+        f.write('{"key": "a/b/seed2", "x": 1\n')  # a truncated line
+    with pytest.raises(ConfigError, match=r"results.jsonl:3: not a bench result line"):
+        store.read()
+
+
+@pytest.fixture(scope="module")
+def finished_bench(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    grid = load_grid(write_grid(folder), seeds=2)
+    store = run_bench(grid, folder / "out", log=lambda msg: None)
+    return grid, folder, store.read()
+
+
+def test_results_have_metrics_and_costs(finished_bench):
+    grid, folder, records = finished_bench
+    assert len(records) == 8
+    rec = records["shapes/equal/seed1"]
+    assert rec["kind"] == "multitask" and rec["baselines"] == ["baseline:semantic", "baseline:height"]
+    assert set(rec["metrics"]) == {"semantic", "height"}
+    assert 0.0 <= rec["metrics"]["semantic"]["miou"] <= 1.0 and rec["metrics"]["height"]["rmse"] > 0
+    assert records["shapes/baseline:height/seed0"]["metrics"] == {"height": records["shapes/baseline:height/seed0"]["metrics"]["height"]}
+    assert rec["protocol"] == {"input_shape": [3, 16, 24], "train_images": 16, "val_images": 8, "epochs": 1,
+                               "batch_size": 4, "steps": 4}
+    assert rec["latency_ms"] > 0 and rec["throughput_img_s"] > 0 and rec["resumed_from_step"] == 0
+    for variant in ("equal", "height_x3", "baseline:semantic"):
+        flops = {records[f"shapes/{variant}/seed{s}"]["flops_per_image"] for s in (0, 1)}
+        assert len(flops) == 1 and flops.pop() > 0
+    # the two balancer variants are the same network; a single-task model is smaller
+    assert records["shapes/equal/seed0"]["params"] == records["shapes/height_x3/seed0"]["params"]
+    assert records["shapes/baseline:semantic/seed0"]["params"] < rec["params"]
+    run = next(r for r in grid.runs(folder / "out") if r.key == "shapes/equal/seed1")
+    assert rec["params"] == count_parameters(build_experiment(run.config).model)
+
+
+def test_resume_skips_finished_runs(finished_bench, monkeypatch):
+    grid, folder, records = finished_bench
+    constructed = []
+    monkeypatch.setattr(runner_mod, "Trainer", lambda cfg: constructed.append(cfg) or Trainer(cfg))
+    with pytest.raises(ConfigError, match="pass --resume"):
+        run_bench(grid, folder / "out", log=lambda msg: None)
+    store = run_bench(grid, folder / "out", resume=True, log=lambda msg: None)
+    assert constructed == [] and store.read() == records
+
+
+def test_interrupted_bench_continues_and_resumes_the_run_exactly(tmp_path, monkeypatch):
+    grid = load_grid(write_grid(tmp_path, seeds=1, epochs=2))
+    out = tmp_path / "out"
+
+    def stop_after_first(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(grid, out, on_record=stop_after_first, log=lambda msg: None)
+    first_line = (out / "results.jsonl").read_text()
+    assert [json.loads(line)["key"] for line in first_line.splitlines()] == ["shapes/baseline:semantic/seed0"]
+
+    original = Trainer.train_step
+
+    def crash_in_second_epoch(self, micro):
+        if self.global_step == 5:  # 4 steps per epoch: the epoch-1 checkpoint exists
+            raise KeyboardInterrupt
+        return original(self, micro)
+
+    monkeypatch.setattr(Trainer, "train_step", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(grid, out, resume=True, log=lambda msg: None)
+    monkeypatch.setattr(Trainer, "train_step", original)
+    records = run_bench(grid, out, resume=True, log=lambda msg: None).read()
+    assert (out / "results.jsonl").read_text().startswith(first_line)
+    assert list(records) == [r.key for r in grid.runs(out)]
+    resumed = records["shapes/baseline:height/seed0"]
+    assert resumed["resumed_from_step"] == 4 and resumed["protocol"]["steps"] == 8
+    cfg = next(r for r in grid.runs(out) if r.key == "shapes/baseline:height/seed0").config
+    cfg.trainer.out_dir = str(tmp_path / "clean")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the grid's profile.threads: float sums depend on the thread count
+    try:
+        clean = Trainer(cfg).fit()
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed["metrics"]["height"]["rmse"] == clean["val/height/rmse"]
+
+
+def test_delta_m_columns_by_hand():
+    pytest.importorskip("mtdense.metrics.delta_m")
+    grid_pair = type("P", (), {"per_task": {"semantic": "miou", "height": "rmse"},
+                               "per_metric": {"semantic": ["miou"], "height": ["rmse", "abs_rel"]},
+                               "config": "tiny.yaml", "data": "synthetic"})()
+
+    def rec(variant, kind, seed, metrics, baselines=()):
+        return {"variant": variant, "kind": kind, "seed": seed, "tasks": list(metrics), "baselines": list(baselines),
+                "metrics": metrics, "params": 10, "flops_per_image": 100, "latency_ms": 1.0, "throughput_img_s": 5.0,
+                "protocol": {}}
+
+    bl = ["baseline:semantic", "baseline:height"]
+    records = [rec("baseline:semantic", "baseline", 0, {"semantic": {"miou": 0.4}}),
+               rec("baseline:semantic", "baseline", 1, {"semantic": {"miou": 0.6}}),
+               rec("baseline:height", "baseline", 0, {"height": {"rmse": 2.0, "abs_rel": 0.2}}),
+               rec("baseline:height", "baseline", 1, {"height": {"rmse": 2.0, "abs_rel": 0.2}}),
+               rec("mtl", "multitask", 0, {"semantic": {"miou": 0.55}, "height": {"rmse": 1.8, "abs_rel": 0.2}}, bl),
+               rec("mtl", "multitask", 1, {"semantic": {"miou": 0.5}, "height": {"rmse": 2.2, "abs_rel": 0.3}}, bl)]
+    dm = summarize_pair(grid_pair, records)["variants"]["mtl"]["delta_m"]
+    # per task: seed 0 (+10 miou, +10 rmse)/2 = 10; seed 1 (0, -10)/2 = -5
+    assert dm["per_task"]["mean"] == pytest.approx(2.5) and dm["per_task"]["std"] == pytest.approx(10.6066, abs=1e-4)
+    # per metric: seed 0 (10 + 10 + 0)/3; seed 1 (0 - 10 - 50)/3 = -20
+    assert dm["per_metric"]["mean"] == pytest.approx((20 / 3 - 20) / 2)
+
+
+def test_report_markdown_json_and_plot(finished_bench, tmp_path):
+    pytest.importorskip("mtdense.metrics.delta_m")
+    from mtdense.cli import main
+
+    grid, folder, _ = finished_bench
+    code = main(["bench", str(grid.path), "--out", str(folder / "out"), "--resume", "--seeds", "2",
+                 "--report-dir", str(tmp_path)])
+    assert code == 0
+    text = (tmp_path / "tiny.md").read_text()
+    assert "Δm per-task [%]" in text and "Δm per-metric [%]" in text
+    assert "(T=2): semantic/miou, height/rmse" in text and "(K=3)" in text
+    assert "| equal | 2 |" in text and " ± " in text
+    assert "- precip: waiting for the precipitation pipeline" in text and "nproc" in text
+    summary = json.loads((tmp_path / "tiny.json").read_text())
+    equal = summary["pairs"]["shapes"]["variants"]["equal"]
+    assert equal["delta_m"]["per_task"]["n"] == 2 and equal["seeds"] == [0, 1]
+    assert (tmp_path / "tiny.png").stat().st_size > 1000
+
+
+def test_prepare_hooks_are_idempotent_and_refuse_other_data(tmp_path):
+    from mtdense.bench.prepare import run_prepare
+
+    step = {"type": "synth_street", "root": str(tmp_path / "street"), "n_train": 2, "n_val": 1, "height": 8, "width": 16}
+    assert "wrote 2 + 1" in run_prepare([step], "prepare")[0]
+    assert len(list((tmp_path / "street" / "leftImg8bit" / "train").glob("*/*.png"))) == 2
+    assert "already present" in run_prepare([step], "prepare")[0]
+    with pytest.raises(ConfigError, match="made with .*'n_train': 2.*the grid asks for .*'n_train': 3"):
+        run_prepare([{**step, "n_train": 3}], "prepare")
+    with pytest.raises(ConfigError, match=r"prepare.0 \(synth_street\): .*n_trian.*accepted options: root, n_train"):
+        run_prepare([{**step, "n_trian": 3}], "prepare")
+    with pytest.raises(ConfigError, match="did not create"):
+        run_prepare([{"type": "mtdense", "args": ["registry", "list", "balancer"], "creates": str(tmp_path / "x")}], "prepare")
