@@ -21,15 +21,6 @@ from mtdense.registry import BALANCERS, ConfigError
 TASKS = ["a", "b"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster and robust to a busy shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class TwoHead(nn.Module):
     """Tiny synthetic 2-task regression model: shared trunk, one linear head per task."""
 

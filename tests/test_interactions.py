@@ -17,15 +17,6 @@ THREE = {"a": 8, "b": 8, "c": 8}
 UNEQUAL = {"a": 8, "b": 5, "c": 3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster and avoids oversubscribing a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _cls(name):
     return INTERACTIONS.get(name)
 
