@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mtdense.analysis.gpi_baseline import gpi_baseline_scores, gpi_rain_rate
+from mtdense.data.imerg import read_imerg
 from mtdense.data.precip_prepare import assign_splits, half_hour_start, pair_scans, prepare_precip
 from mtdense.data.precip_regrid import block_mean, cell_index, nearest
 from mtdense.data.precip_store import PrecipTiles
@@ -186,3 +187,22 @@ def test_gpi_baseline(store):
     assert 0.0 < scores["csi@0.5"] < 1.0 and 0.0 < scores["csi@2"] < 1.0
     assert scores["pod@5"] == 0.0                                              # 3 mm/h never reaches 5 mm/h
     assert scores["cc"] > 0.1 and scores["rmse"] > 0
+
+
+def test_label_grid_cropped_to_ahi_coverage(tmp_path):
+    """A granule larger than the AHI box (like a global IMERG file) yields exactly the covered cells."""
+    written = synth_precip(tmp_path, n_scenes=1, height=16, width=16, seed=2, lat_north=-10.0, lon_west=179.2)
+    original = read_imerg(written["imerg"][0])
+    pad = 0.1 * np.arange(1, 4)
+    lat = np.concatenate([original.lat[-1] - pad[::-1], original.lat[::-1], original.lat[0] + pad])   # ascending
+    lon = np.concatenate([original.lon[0] - pad[::-1], original.lon, original.lon[-1] + pad])
+    lon = (lon + 180.0) % 360.0 - 180.0                                        # IMERG convention, wraps at 180
+    padded = np.zeros((22, 22), np.float32)
+    padded[3:-3, 3:-3] = original.rain_rate[::-1]
+    write_imerg(written["imerg"][0], padded, lat, lon, original.start_time, synthetic=True)
+    summary = prepare_precip(tmp_path / "ahi", tmp_path / "imerg", tmp_path / "s.h5", tile_size=16,
+                             val_fraction=0.0, test_fraction=0.0)
+    assert summary["tiles"] == {"train": 1, "val": 0, "test": 0}
+    with h5py.File(tmp_path / "s.h5") as f:
+        np.testing.assert_array_equal(f["rain_rate"][0], original.rain_rate)
+        np.testing.assert_allclose(f["tile_latlon"][0], (original.lat[0], 179.25), atol=1e-4)

@@ -176,12 +176,16 @@ def _scene_arrays(scene: Scene, channels: list, regrid: str, label_variable: str
                 raise ConfigError(f"{scene.imerg}: time {granule.start_time} in the file differs from its name "
                                   f"({scene.granule_start})")
             rows, cols = cell_index(lat, granule.lat), cell_index(lon, granule.lon, periodic=True)
-            if regrid == "ahi_to_label":
-                out_lat, out_lon, label = granule.lat, granule.lon, granule.rain_rate
+            if (rows < 0).all() or (cols < 0).all():
+                raise ConfigError(f"{scene.imerg}: does not cover the area of {scene.ahi.name}")
+            if regrid == "ahi_to_label":                     # label cells that contain AHI pixels
+                r0, r1 = rows[rows >= 0].min(), rows.max() + 1
+                c0, c1 = cols[cols >= 0].min(), cols.max() + 1
+                out_lat, out_lon, label = granule.lat[r0:r1], granule.lon[c0:c1], granule.rain_rate[r0:r1, c0:c1]
+                rows, cols = np.where(rows >= 0, rows - r0, -1), np.where(cols >= 0, cols - c0, -1)
             else:
                 out_lat, out_lon, label = lat, lon, nearest(granule.rain_rate, rows, cols)
-        planes.append(block_mean(scan.bt, rows, cols, granule.rain_rate.shape)[0] if regrid == "ahi_to_label"
-                      else scan.bt[0])
+        planes.append(block_mean(scan.bt, rows, cols, label.shape)[0] if regrid == "ahi_to_label" else scan.bt[0])
     return (np.stack(planes), label, out_lat, out_lon, scan.synthetic or granule.synthetic, granule.all_missing)
 
 
