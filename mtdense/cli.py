@@ -241,10 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Synthesise files, prepare tiles, train configs/precip/mtcf.yaml, evaluate, "
                                     "draw figures, rank bands, and write OUT/report.md.")
     sp.add_argument("--out", default="demo_output/precip")
-    sp.add_argument("--scenes", type=int, default=48, help="synthetic half-hour scenes")
+    sp.add_argument("--scenes", type=int, default=96, help="synthetic half-hour scenes")
     sp.add_argument("--size", type=int, default=128, help="label-grid size of each scene (0.1° pixels)")
     sp.add_argument("--tile", type=int, default=64, help="tile size")
-    sp.add_argument("--epochs", type=int, default=12)
+    sp.add_argument("--epochs", type=int, default=15)
     sp.add_argument("--seed", type=int, default=0)
     overrides(sp)
 

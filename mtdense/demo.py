@@ -44,8 +44,8 @@ def _observed(store: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.nan_to_num(rain, nan=0.0), np.isfinite(rain)
 
 
-def run_precip_demo(out: str | Path = "demo_output/precip", scenes: int = 48, size: int = 128, tile: int = 64,
-                    epochs: int = 12, seed: int = 0, overrides: list[str] | None = None) -> Path:
+def run_precip_demo(out: str | Path = "demo_output/precip", scenes: int = 96, size: int = 128, tile: int = 64,
+                    epochs: int = 15, seed: int = 0, overrides: list[str] | None = None) -> Path:
     out = Path(out)
     timings: dict[str, float] = {}
     tic = time.perf_counter()

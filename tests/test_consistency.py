@@ -59,3 +59,9 @@ def test_bad_task_names_are_config_errors():
     tasks = nn.ModuleDict({"a": TASKS.build({"type": "regression", "target": "x"}, name="a")})
     with pytest.raises(ConfigError, match="classification: 'b' is not a task"):
         COUPLINGS.build({"type": "class_estimate_consistency", "classification": "b", "estimation": "a"}, tasks=tasks)
+
+
+def test_regression_prediction_cap_and_log1p_inverse():
+    task = TASKS.build({"type": "regression", "target": "r", "target_transform": "log1p", "max_value": 300.0}, name="r")
+    raw = torch.tensor([[[[0.0, math.log1p(5.0), 50.0]]]])
+    assert torch.allclose(task.predict(raw), torch.tensor([[[0.0, 5.0, 300.0]]]), atol=1e-5)

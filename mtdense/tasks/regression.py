@@ -6,6 +6,8 @@ targets such as rain rate; ``softplus``/``relu`` keep predictions non-negative.
 ``gate`` multiplies the prediction by a classification task's event probability (``soft``) or
 by 1[probability ≥ threshold] (``hard``): the final estimate of MTCF-style and two-stage
 precipitation retrievals, e.g. ``gate: {task: rain_class, mode: hard, threshold: 0.5}``.
+``max_value`` caps predictions (not the loss) at a physical limit, so that an input far outside
+the training distribution cannot produce an absurd value through ``expm1``.
 ``loss_target_min`` restricts the loss to pixels whose target is ≥ that value (e.g. rainy
 pixels only, as in two-stage precipitation retrievals).
 """
@@ -36,8 +38,9 @@ class RegressionTask(Task):
 
     def __init__(self, name: str, target: str, activation: str = "none", target_transform: str = "none",
                  loss: Mapping[str, Any] | str = "mse", metrics: list | None = None, loss_target_min: float | None = None,
-                 gate: Mapping[str, Any] | None = None):
+                 gate: Mapping[str, Any] | None = None, max_value: float | None = None):
         super().__init__(name, target, loss, metrics)
+        self.max_value = max_value
         self.gate = dict(gate) if gate else None
         if self.gate:
             unknown = set(self.gate) - {"task", "mode", "threshold", "level"}
@@ -66,7 +69,8 @@ class RegressionTask(Task):
 
     def predict(self, raw: torch.Tensor) -> torch.Tensor:
         _, inverse = TRANSFORMS[self.target_transform]
-        return inverse(self.activated(raw))
+        pred = inverse(self.activated(raw))
+        return pred if self.max_value is None else pred.clamp(max=self.max_value)
 
     def predict_from(self, outputs, tasks):
         pred = self.predict(outputs[self.name])
