@@ -40,7 +40,7 @@ VARIANTS = {  # label: config
     "MTCF (multi-branch + consistency + CBIM)": "mtcf",
 }
 THRESHOLDS = (0.5, 2, 5, 10)
-PROTOCOL = {"scenes": 64, "size": 128, "tile": 64, "data_seed": 1234, "epochs": 10, "batch_size": 16}
+PROTOCOL = {"scenes": 96, "size": 128, "tile": 64, "data_seed": 1234, "epochs": 15, "batch_size": 16}
 
 
 def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, batch: int) -> dict:
