@@ -39,7 +39,7 @@ def write_grid(folder, seeds=2, epochs=1, axes=None):
         ],
         "axes": axes or [{"key": "balancer", "values": [
             {"label": "equal", "value": {"type": "fixed"}},
-            {"label": "height_x3", "value": {"type": "fixed", "weights": {"height": 3.0}}}]}],
+            {"label": "height_x3", "value": {"type": "fixed", "weights": {"semantic": 1.0, "height": 3.0}}}]}],
     }
     path = folder / "grid.yaml"
     OmegaConf.save(OmegaConf.create(grid), path)
@@ -54,7 +54,7 @@ def test_grid_expands_variants_and_shared_baselines(tmp_path):
     assert len(runs) == 8 and {r.seed for r in runs[4:]} == {1}
     mtl = runs[3]
     assert mtl.baselines == ["baseline:semantic", "baseline:height"]
-    assert OmegaConf.to_container(mtl.config.balancer) == {"type": "fixed", "weights": {"height": 3.0}}
+    assert OmegaConf.to_container(mtl.config.balancer) == {"type": "fixed", "weights": {"semantic": 1.0, "height": 3.0}}
     assert mtl.config.trainer.max_epochs == 1 and mtl.config.seed == 0
     assert mtl.config.trainer.out_dir == str(tmp_path / "out" / "runs" / "shapes" / "height_x3" / "seed0")
     base = runs[1].config

@@ -130,6 +130,10 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     header = (["variant", "seeds"] + [c.replace("/", " ") for c in metric_cols]
               + [f"{DELTA_VARIANTS['per_task']} [%]", f"{DELTA_VARIANTS['per_metric']} [%]",
                  "params", "MFLOPs/img", "CPU latency [ms]", "train [img/s]"])
+    multitask = [vn for vn, v in p["variants"].items() if v["kind"] == "multitask"]
+    ref_speed = p["variants"][multitask[0]]["throughput_img_s"]["mean"] if multitask else None
+    if ref_speed:
+        header.append(f"step time vs {multitask[0]}")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for vname, v in p["variants"].items():
         dm = v.get("delta_m") or {}
@@ -140,6 +144,9 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
         flops = v["flops_per_image"]["mean"]
         row += [f"{params:,.0f}" if params is not None else "–", f"{flops / 1e6:,.1f}" if flops is not None else "–",
                 _pm(v["latency_ms"], ".2f"), _pm(v["throughput_img_s"], ".1f")]
+        if ref_speed:
+            speed = v["throughput_img_s"]["mean"]
+            row.append(f"{ref_speed / speed:.2f}×" if speed else "–")
         lines.append("| " + " | ".join(row) + " |")
     tot = p["single_task_total"]
     if tot["baselines"]:
