@@ -26,15 +26,23 @@ def assert_same_weights(a, b):
     assert diff == 0.0, f"weights differ by {diff}"
 
 
-@pytest.mark.parametrize("interrupt", ["epoch", "mid_epoch"])
-def test_resume_is_exact(tmp_path, interrupt):
+@pytest.mark.parametrize("interrupt,balancer", [("epoch", "fixed"), ("mid_epoch", "dwa"), ("mid_epoch", "pcgrad")])
+def test_resume_is_exact(tmp_path, interrupt, balancer):
+    """Interrupted + resumed == uninterrupted, bit for bit, with balancer state (DWA's loss
+    history, PCGrad's random task order) and gradient accumulation."""
     extra = {"max_epochs": 3, "accumulate": 2, "warmup_steps": 2, "grad_clip": 1.0}
     if interrupt == "mid_epoch":
         extra["checkpoint_every_steps"] = 1
-    full = Trainer(from_dict(tiny_config(tmp_path / "full", **extra)))
+
+    def config(folder):
+        cfg = tiny_config(folder, **extra)
+        cfg["balancer"] = {"type": balancer}
+        return cfg
+
+    full = Trainer(from_dict(config(tmp_path / "full")))
     full.fit()
 
-    part_cfg = tiny_config(tmp_path / "part", **extra)
+    part_cfg = config(tmp_path / "part")
     part = Trainer(from_dict(part_cfg))
     # stop early: after 1 epoch, or after 3 optimizer steps (inside epoch 2, 2 steps per epoch)
     stop_at = part.steps_per_epoch() if interrupt == "epoch" else 3

@@ -72,6 +72,7 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.best: float | None = None
+        self.epoch_losses: dict[str, float] = {}  # running mean train losses of the current epoch
         self.loggers: list = []
 
     # ---------------------------------------------------------------- data
@@ -144,7 +145,8 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "balancer": self.balancer.state_dict(), "global_step": self.global_step, "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": rng_state()}
+                "batch_in_epoch": self.batch_in_epoch, "best": self.best, "epoch_losses": self.epoch_losses,
+                "rng": rng_state()}
 
     def save(self, is_best: bool = False) -> Path | None:
         if not dist_utils.is_main():
@@ -169,6 +171,7 @@ class Trainer:
         self.scheduler.load_state_dict(s["scheduler"])
         self.balancer.load_state_dict(s["balancer"])
         self.global_step, self.epoch, self.batch_in_epoch, self.best = s["global_step"], s["epoch"], s["batch_in_epoch"], s["best"]
+        self.epoch_losses = dict(s["epoch_losses"])
         set_rng_state(s["rng"])
 
     # ---------------------------------------------------------------- fit
@@ -216,14 +219,13 @@ class Trainer:
                 loader = self._loader("train", shuffle=True, epoch=self.epoch, start_batch=self.batch_in_epoch)
                 it = iter(loader)
                 tic = time.perf_counter()
-                epoch_losses: dict[str, float] = {}
                 while self.batch_in_epoch < per_epoch * acc:
                     micro = [next(it) for _ in range(acc)]
                     logged = self.train_step(micro)
                     self.batch_in_epoch += acc
                     for k, v in logged.items():
                         if k.startswith("loss/"):
-                            epoch_losses[k[5:]] = epoch_losses.get(k[5:], 0.0) + v / per_epoch
+                            self.epoch_losses[k[5:]] = self.epoch_losses.get(k[5:], 0.0) + v / per_epoch
                     for lg in self.loggers:
                         lg.advance(self.global_step, {k: v for k, v in logged.items() if k.startswith("loss/")})
                     if self.global_step % int(t.log_every_steps) == 0:
@@ -241,7 +243,8 @@ class Trainer:
                     last_metrics["train/epoch_seconds"] = epoch_time
                     is_best = self._update_best(last_metrics)
                     self._log(last_metrics)
-                self.balancer.on_epoch_end(dist_utils.all_reduce_mean(epoch_losses))
+                self.balancer.on_epoch_end(dist_utils.all_reduce_mean(self.epoch_losses))
+                self.epoch_losses = {}
                 self.save(is_best=is_best)
         finally:
             for lg in self.loggers:
