@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from mtdense.data.cityscapes import Cityscapes
-from mtdense.data.synth_street import (
-    CAR, PERSON, ROAD, SIDEWALK, SKY, TERRAIN, Box, random_street_scene, render_street, synth_street,
-)
+from mtdense.data.street_render import render_street
+from mtdense.data.street_scene import CAR, PERSON, ROAD, SIDEWALK, SKY, TERRAIN, Box, random_street_scene
+from mtdense.data.synth_street import synth_street
 
 H, W = 64, 128
 
