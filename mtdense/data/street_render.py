@@ -11,6 +11,7 @@ import numpy as np
 
 from mtdense.data.street_scene import BUILDING, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION, Box, Camera, StreetScene
 
+
 def _hash01(ix: np.ndarray, iy: np.ndarray, key: int) -> np.ndarray:
     """Deterministic pseudo-random value in [0, 1) per integer lattice point."""
     h = (ix.astype(np.uint64) * np.uint64(73856093)) ^ (iy.astype(np.uint64) * np.uint64(19349663))
