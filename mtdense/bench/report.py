@@ -85,7 +85,9 @@ def summarize_pair(pair: Pair, records: list[dict]) -> dict[str, Any]:
     first_baselines = next((v["baselines"] for v in variants.values() if v["kind"] == "multitask"), [])
     total = {k: sum(variants[b][k]["mean"] or 0.0 for b in first_baselines if b in variants)
              for k in ("params", "flops_per_image", "latency_ms")}
-    return {"config": str(pair.config), "data": pair.data, "protocol": records[0]["protocol"] if records else {},
+    config = Path(pair.config)
+    shown = config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config
+    return {"config": str(shown), "data": pair.data, "protocol": records[0]["protocol"] if records else {},
             "delta_m": {"per_task": pair.per_task, "per_metric": pair.per_metric},
             "variants": variants, "single_task_total": {"baselines": first_baselines, **total}}
 
