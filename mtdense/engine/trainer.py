@@ -250,6 +250,7 @@ class Trainer:
             for lg in self.loggers:
                 lg.close()
             self.loggers = []
+        dist_utils.barrier()  # every rank returns only after rank 0 has written the last checkpoint
         return last_metrics
 
     def _update_best(self, metrics: dict[str, float]) -> bool:
