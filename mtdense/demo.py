@@ -129,7 +129,8 @@ def run_precip_demo(out: str | Path = "demo_output/precip", scenes: int = 96, si
         "",
         *[f"- {line}" for line in ranking_lines(bands) if any(k in line for k in ("f1@2", "/rmse", "attribution"))],
         "",
-        *[f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in bands["files"] if str(p).endswith(".png")][:3],
+        *[f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in bands["files"]
+          if Path(p).name in ("permutation_rain_rate_f1.png", "attribution.png", "correlation.png")],
         "",
         "## Time",
         "| step | seconds |",
