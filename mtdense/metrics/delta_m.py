@@ -43,7 +43,7 @@ HIGHER_IS_BETTER = frozenset(
 )
 IDEAL_VALUES: Mapping[str, float] = {
     "fbias": 1.0, "frequency_bias": 1.0, "bias_ratio": 1.0,
-    "me": 0.0, "mean_error": 0.0, "rb": 0.0, "relative_bias": 0.0,
+    "me": 0.0, "mean_error": 0.0, "rb": 0.0, "rbias": 0.0, "relative_bias": 0.0,
 }
 VARIANTS = ("per_task", "per_metric")
 
