@@ -6,7 +6,6 @@ import json
 
 import h5py
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from conftest import tiny_config
@@ -14,6 +13,7 @@ from mtdense.cli import main
 from mtdense.config import from_dict
 from mtdense.engine.checkpoint import CheckpointError, read_checkpoint, resolve_checkpoint
 from mtdense.engine.trainer import Trainer, TrainingError
+from mtdense.registry import RegistryError
 
 
 def final_weights(run_dir):
@@ -129,7 +129,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "model.backbone.widht: unknown option for backbone 'unet_encoder' (did you mean 'width'?)" in err
     assert main(["train", str(tmp_path / "exp.yaml"), "model.backbone.type=unet_encodr"]) == 2
     assert "did you mean 'unet_encoder'" in capsys.readouterr().err
-    with pytest.raises(Exception):
+    with pytest.raises(RegistryError, match="widht"):  # --debug re-raises with the traceback
         main(["--debug", "train", str(tmp_path / "exp.yaml")])
 
 

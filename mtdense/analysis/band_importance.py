@@ -32,7 +32,6 @@ permuted_mean, permuted_std, importance; attribution rows carry the share in ``i
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import warnings
@@ -86,7 +85,7 @@ class _Analysis:
         self.device = pick_device(exp.cfg.trainer.device)
         self.tasks = exp.tasks.to(self.device)
         model = exp.model.to(self.device).eval()
-        self.evaluator = Evaluator(model, self.tasks, exp.couplings, self.device, contextlib.nullcontext)
+        self.evaluator = Evaluator(model, self.tasks, exp.couplings, self.device)  # fp32
         self.dataset = exp.dataset(split)
 
     def loader(self, dataset: Any = None):

@@ -90,10 +90,6 @@ class ResumableSampler(Sampler[int]):
             yield from chunk[r::world_size()]
 
     def __len__(self) -> int:
-        n = 0
-        order_len = self.length
         step = self.batch_size * world_size()
-        for b in range(self.start_batch, self.num_batches()):
-            chunk = min(step, order_len - b * step)
-            n += len(range(rank(), chunk, world_size()))
-        return n
+        return sum(len(range(rank(), min(step, self.length - b * step), world_size()))
+                   for b in range(self.start_batch, self.num_batches()))

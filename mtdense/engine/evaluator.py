@@ -3,13 +3,21 @@ accumulated over the whole split (torchmetrics states, summed across DDP ranks).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+from typing import Any
 
 import torch
 from torch import nn
 
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import predictions
+
+
+def precision_context(precision: str, device: torch.device):
+    """The autocast context for ``trainer.precision`` (bf16 autocast, or nothing for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def move_batch(batch: Any, device: torch.device) -> Any:
@@ -22,14 +30,14 @@ def move_batch(batch: Any, device: torch.device) -> Any:
 
 class Evaluator:
     def __init__(self, net: nn.Module, tasks: nn.ModuleDict, couplings: nn.ModuleDict, device: torch.device,
-                 autocast: Callable, channels_last: bool = False):
+                 precision: str = "fp32", channels_last: bool = False):
         self.net, self.tasks, self.couplings, self.device = net, tasks, couplings, device
-        self.autocast, self.channels_last = autocast, channels_last
+        self.precision, self.channels_last = precision, channels_last
 
     def outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        with self.autocast():
+        with precision_context(self.precision, self.device):
             return {k: v.float() for k, v in self.net(image).items()}
 
     @torch.no_grad()

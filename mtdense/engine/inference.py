@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Iterable
 
@@ -13,7 +12,7 @@ from omegaconf import OmegaConf
 
 from mtdense.config import validate
 from mtdense.engine.builder import Experiment, build_experiment, make_loader, predictions
-from mtdense.engine.checkpoint import read_checkpoint
+from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
 from mtdense.engine.evaluator import Evaluator, move_batch
 from mtdense.engine.trainer import pick_device
 
@@ -32,17 +31,11 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
     return exp
 
 
-def _autocast(exp: Experiment, device: torch.device):
-    if exp.cfg.trainer.precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
 def evaluate_checkpoint(path: str | Path, split: str = "val", overrides: Iterable[str] = ()) -> dict[str, float]:
     exp = load_experiment(path, overrides)
     device = pick_device(exp.cfg.trainer.device)
     model, tasks, couplings = exp.model.to(device), exp.tasks.to(device), exp.couplings.to(device)
-    evaluator = Evaluator(model, tasks, couplings, device, _autocast(exp, device))
+    evaluator = Evaluator(model, tasks, couplings, device, exp.cfg.trainer.precision)
     return evaluator.run(make_loader(exp.cfg, exp.dataset(split), split, shuffle=False), split)
 
 
@@ -53,13 +46,13 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
     exp = load_experiment(path, overrides)
     device = pick_device(exp.cfg.trainer.device)
     model, tasks = exp.model.to(device), exp.tasks.to(device)
-    evaluator = Evaluator(model, tasks, exp.couplings, device, _autocast(exp, device))
+    evaluator = Evaluator(model, tasks, exp.couplings, device, exp.cfg.trainer.precision)
     ds = exp.dataset(split)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with h5py.File(tmp, "w") as f:
-        f.attrs["checkpoint"] = str(read_checkpoint(path)["folder"])
+        f.attrs["checkpoint"] = str(resolve_checkpoint(path))
         f.attrs["split"] = split
         written = 0
         ids = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from mtdense.config import plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
 from mtdense.engine.checkpoint import prune_checkpoints, read_checkpoint, save_checkpoint, write_pointer
-from mtdense.engine.evaluator import Evaluator, move_batch
+from mtdense.engine.evaluator import Evaluator, move_batch, precision_context
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
 from mtdense.registry import BALANCERS, LOGGERS, ConfigError
@@ -39,7 +40,7 @@ def pick_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise ConfigError("trainer.device: cuda requested but no CUDA device is available; use auto or cpu")
-        return torch.device("cuda", int(__import__("os").environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
 
 
@@ -80,17 +81,12 @@ class Trainer:
         return make_loader(self.cfg, self.exp.dataset(split), split, shuffle, epoch, start_batch,
                            pin_memory=self.device.type == "cuda")
 
-    def autocast(self):
-        if self.cfg.trainer.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     # ---------------------------------------------------------------- step
     def _losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         image = batch["image"]
         if self.cfg.trainer.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        with self.autocast():
+        with precision_context(self.cfg.trainer.precision, self.device):
             outputs = self.net(image)
         losses = {name: task.compute_loss(outputs[name], batch) for name, task in self.tasks.items()}
         for name, coupling in self.couplings.items():
@@ -211,7 +207,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
         self._start_loggers(total)
-        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, self.autocast, t.channels_last)
+        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, t.precision, t.channels_last)
         acc = int(t.accumulate)
         last_metrics: dict[str, float] = {}
         try:
@@ -265,5 +261,6 @@ class Trainer:
         return False
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, self.autocast, self.cfg.trainer.channels_last)
+        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, self.cfg.trainer.precision,
+                              self.cfg.trainer.channels_last)
         return evaluator.run(self._loader(split, shuffle=False), split)
