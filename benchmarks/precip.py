@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from mtdense.analysis.gpi_baseline import gpi_baseline_scores
+from mtdense.domains.precip.gpi_baseline import gpi_baseline_scores
 from mtdense.bench.results import ResultsFile
 from mtdense.config import load_config
-from mtdense.data.precip_prepare import prepare_precip
-from mtdense.data.synth_precip import synth_precip
+from mtdense.domains.precip.prepare import prepare_precip
+from mtdense.domains.precip.synth import synth_precip
 from mtdense.engine.checkpoint import resolve_checkpoint
-from mtdense.engine.inference import evaluate_checkpoint
+from mtdense.inference.predict import evaluate_checkpoint
 from mtdense.engine.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def main():
         "# Precipitation benchmark: MTCF-style collaboration vs baselines (SYNTHETIC data)",
         "",
         "**Data: SYNTHETIC** Himawari-8 AHI bands 8–16 + one decoy channel and IMERG V07 rain rates from "
-        "`mtdense.data.synth_precip` (seed {data_seed}), written in the real formats and prepared with "
+        "`mtdense.domains.precip.synth` (seed {data_seed}), written in the real formats and prepared with "
         "`prepare_precip`. These numbers say how the variants compare on this generator, not on real data.".format(**p),
         "",
         "## Protocol (fixed before running)",

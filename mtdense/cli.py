@@ -1,7 +1,13 @@
 """The ``mtdense`` command (verb first, like nnU-Net's): train, evaluate, predict, inspect.
 
-Errors a user can fix (config keys, unknown plugin names, missing files, non-finite losses)
-are printed as one line naming the key or file; ``--debug`` shows the traceback.
+Core verbs are defined here; domains add theirs (``demo``, ``data synth-precip``, ...) through the
+``CLI`` module their plugin module names. Start-up imports only argparse and the plugin modules,
+so ``mtdense --help``, ``config show`` and ``registry list`` stay fast; each verb imports what it
+needs when it runs.
+
+Errors a user can fix (any ``MtdenseError``: config keys, unknown plugin names, corrupt files,
+non-finite losses) and operating-system errors are printed as one line naming the key or file;
+``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -9,20 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
-def command(name: str):
-    def deco(fn):
-        COMMANDS[name] = fn
-        return fn
-
-    return deco
-
-
-@command("train")
 def _train(args) -> int:
     from mtdense.config import load_config
     from mtdense.engine.trainer import Trainer
@@ -33,9 +27,8 @@ def _train(args) -> int:
     return 0
 
 
-@command("evaluate")
 def _evaluate(args) -> int:
-    from mtdense.engine.inference import evaluate_checkpoint
+    from mtdense.inference.predict import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.split, args.overrides)
     text = json.dumps(metrics, indent=1)
@@ -46,9 +39,8 @@ def _evaluate(args) -> int:
     return 0
 
 
-@command("predict")
 def _predict(args) -> int:
-    from mtdense.engine.inference import predict_checkpoint
+    from mtdense.inference.predict import predict_checkpoint
 
     print(predict_checkpoint(args.checkpoint, args.split, args.out, args.overrides))
     return 0
@@ -65,7 +57,6 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.5,2,5,10; got {text!r}") from None
 
 
-@command("bands")
 def _bands(args) -> int:
     from mtdense.analysis.band_importance import band_importance, ranking_lines
 
@@ -75,9 +66,8 @@ def _bands(args) -> int:
     return 0
 
 
-@command("export")
 def _export(args) -> int:
-    from mtdense.export import check_export, export_model
+    from mtdense.inference.export import check_export, export_model
 
     path, wrapper = export_model(args.checkpoint, args.out, args.format, args.height, args.width, args.opset,
                                  args.predictions, args.overrides)
@@ -88,19 +78,44 @@ def _export(args) -> int:
     return 0
 
 
-@command("registry")
-def _registry(args) -> int:
-    from mtdense.registry import ALL_REGISTRIES, ConfigError
+def _registry_kind(kind: str | None) -> list[str]:
+    from mtdense.errors import ConfigError
+    from mtdense.registry import ALL_REGISTRIES
 
-    kinds = [args.kind] if args.kind else list(ALL_REGISTRIES)
-    for kind in kinds:
-        if kind not in ALL_REGISTRIES:
-            raise ConfigError(f"registry list: unknown kind {kind!r}; kinds: {', '.join(ALL_REGISTRIES)}")
-        print(f"{kind}: {', '.join(ALL_REGISTRIES[kind].names()) or '(none)'}")
+    if kind is None:
+        return list(ALL_REGISTRIES)
+    if kind not in ALL_REGISTRIES:
+        raise ConfigError(f"unknown kind {kind!r}; kinds: {', '.join(ALL_REGISTRIES)}", key="registry")
+    return [kind]
+
+
+def _registry_list(args) -> int:
+    from mtdense.registry import ALL_REGISTRIES
+
+    for kind in _registry_kind(args.kind):
+        print(f"{kind}: {', '.join(ALL_REGISTRIES[kind].names(args.pattern)) or '(none)'}")
     return 0
 
 
-@command("bench")
+def _registry_show(args) -> int:
+    import inspect
+
+    from mtdense.errors import RegistryError
+    from mtdense.registry import ALL_REGISTRIES
+
+    kinds = [k for k in _registry_kind(args.kind) if args.name in ALL_REGISTRIES[k]]
+    if not kinds:
+        raise RegistryError("no plugin of that name in any kind; try `mtdense registry list`", key=args.name)
+    for kind in kinds:
+        reg = ALL_REGISTRIES[kind]
+        fn = reg.get(args.name)
+        doc = (inspect.getdoc(fn) or "").split("\n\n")[0].replace("\n", " ")
+        print(f"{kind} {args.name!r} ({fn.__module__}.{fn.__qualname__})" + (f": {doc}" if doc else ""))
+        for key, default in reg.options(args.name).items():
+            print(f"  {key} = {'(required)' if default is inspect.Parameter.empty else repr(default)}")
+    return 0
+
+
 def _bench(args) -> int:
     from mtdense.bench.runner import bench
 
@@ -109,144 +124,84 @@ def _bench(args) -> int:
     return 0
 
 
-@command("config")
-def _config(args) -> int:
+def _config_show(args) -> int:
     from mtdense.config import load_config, to_yaml
 
     print(to_yaml(load_config(args.config, args.overrides)), end="")
     return 0
 
 
-@command("data")
-def _data(args) -> int:
-    if args.action == "synth-precip":
-        from mtdense.data.synth_precip import synth_precip
-
-        written = synth_precip(args.out, n_scenes=args.scenes, height=args.height, width=args.width, seed=args.seed,
-                               decoy_channels=args.decoys)
-        print(json.dumps({k: len(v) for k, v in written.items()}))
-    elif args.action == "prepare-precip":
-        from mtdense.data.precip_prepare import prepare_precip
-
-        summary = prepare_precip(args.ahi, args.imerg, args.out, tile_size=args.tile, stride=args.stride,
-                                 regrid=args.regrid, min_valid_fraction=args.min_valid,
-                                 bands=[int(b) for b in args.bands.split(",")],
-                                 extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed)
-        print(json.dumps({k: v for k, v in summary.items() if k != "files"}, default=str))
-    else:
-        from mtdense.data.synth_street import synth_street
-
-        print(json.dumps(synth_street(args.root, args.n_train, args.n_val, args.height, args.width, args.seed), default=str))
-    return 0
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show every option's default in ``--help`` and keep description line breaks."""
 
 
-@command("demo")
-def _demo(args) -> int:
-    from mtdense.demo import run_precip_demo
+class _Parser(argparse.ArgumentParser):
+    """An argument parser (and, through ``add_subparsers``, every sub-parser) using ``_Formatter``."""
 
-    report = run_precip_demo(args.out, scenes=args.scenes, size=args.size, tile=args.tile, epochs=args.epochs,
-                             seed=args.seed, overrides=args.overrides)
-    print(f"report: {report}")
-    return 0
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mtdense", description="Dense multi-task learning assembled from YAML.")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _overrides(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                    help="config overrides in dot notation, e.g. trainer.max_epochs=5 data.batch_size=4")
 
-    def overrides(sp):
-        sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides in dot notation, e.g. trainer.max_epochs=5 data.batch_size=4")
 
+def _core_commands(sub, data) -> None:
     sp = sub.add_parser("train", help="train a model from an experiment YAML",
                         description="Train from CONFIG; the resolved config and checkpoints go to trainer.out_dir.")
-    sp.add_argument("config", help="experiment YAML, e.g. configs/precip/mtcf.yaml")
-    overrides(sp)
+    sp.add_argument("config", help="experiment YAML, e.g. configs/precip/mtcf.yaml (shipped configs work from "
+                                   "any directory as precip/mtcf.yaml)")
+    _overrides(sp)
     sp.add_argument("--resume", metavar="PATH", help="run folder or checkpoint to continue from (exactly)")
+    sp.set_defaults(run=_train)
 
     sp = sub.add_parser("evaluate", help="evaluate a checkpoint on a split",
                         description="Dataset-level metrics of CHECKPOINT on SPLIT, as JSON.")
     sp.add_argument("checkpoint", help="checkpoint folder, its model.safetensors, or a run folder (uses last)")
-    overrides(sp)
-    sp.add_argument("--split", default="val", help="data split to evaluate (default: val)")
+    _overrides(sp)
+    sp.add_argument("--split", default="val", help="data split to evaluate")
     sp.add_argument("--out", help="also write the metrics JSON here")
+    sp.set_defaults(run=_evaluate)
 
     sp = sub.add_parser("predict", help="write predictions of a checkpoint to HDF5",
                         description="One (N, H, W) dataset per task plus sample ids.")
     sp.add_argument("checkpoint")
-    overrides(sp)
+    _overrides(sp)
     sp.add_argument("--split", default="test")
     sp.add_argument("--out", required=True, help="output .h5 file")
+    sp.set_defaults(run=_predict)
 
     sp = sub.add_parser("bands", help="input-band importance of a checkpoint (permutation, attribution, correlation)",
                         description="Permutation importance of every input channel for every task metric, "
                                     "integrated-gradients attribution per task and, with --correlate, binned "
                                     "Pearson correlation with a target; CSVs and bar charts go to --out.")
     sp.add_argument("checkpoint")
-    overrides(sp)
+    _overrides(sp)
     sp.add_argument("--split", default="test")
-    sp.add_argument("--out", default="bands", help="output folder (default: bands)")
+    sp.add_argument("--out", default="bands", help="output folder")
     sp.add_argument("--repeats", type=int, default=1, help="permutations per channel (mean ± std)")
     sp.add_argument("--seed", type=int, help="permutation seed (default: the checkpoint's seed)")
     sp.add_argument("--metrics", help="comma-separated metrics to keep: full keys (rain/f1@2), names (f1@2) or families (f1)")
     sp.add_argument("--steps", type=int, default=8, help="integrated-gradients steps (1 = input × gradient)")
     sp.add_argument("--correlate", metavar="TARGET", help="target key to correlate each channel with, e.g. rain_rate")
     sp.add_argument("--bins", type=_floats, default=[], help="bin edges for --correlate, e.g. 0.5,2,5,10")
+    sp.set_defaults(run=_bands)
 
     sp = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript",
                         description="One output per task (raw, or predictions with --predictions); dynamic batch, "
                                     "height and width.")
     sp.add_argument("checkpoint")
-    overrides(sp)
+    _overrides(sp)
     sp.add_argument("--out", required=True, help="output file, e.g. model.onnx")
-    sp.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
+    sp.add_argument("--format", default="onnx", help="onnx or torchscript")
     sp.add_argument("--height", type=int, default=64, help="height of the example input used for export")
     sp.add_argument("--width", type=int, default=64)
     sp.add_argument("--opset", type=int, default=17)
     sp.add_argument("--predictions", action="store_true", help="export task predictions instead of raw outputs")
     sp.add_argument("--check", action="store_true", help="compare the exported file with PyTorch on random inputs")
-
-    sp = sub.add_parser("data", help="generate synthetic data or prepare real files",
-                        description="synth-precip / prepare-precip: Himawari + IMERG → tile store; synth-street: "
-                                    "synthetic street scenes in the Cityscapes layout.")
-    dsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
-    d = dsub.add_parser("synth-precip", help="write SYNTHETIC AHI P-Tree NetCDF + IMERG V07 HDF5 files")
-    d.add_argument("--out", required=True, help="folder; files go to OUT/ahi and OUT/imerg")
-    d.add_argument("--scenes", type=int, default=48, help="half-hour scenes (default 48)")
-    d.add_argument("--height", type=int, default=128, help="label-grid rows (0.1°)")
-    d.add_argument("--width", type=int, default=128, help="label-grid columns (0.1°)")
-    d.add_argument("--decoys", type=int, default=1, help="information-free decoy channels (decoy_NN)")
-    d.add_argument("--seed", type=int, default=0)
-    d = dsub.add_parser("prepare-precip", help="pair AHI scans with IMERG half-hours, regrid, tile → HDF5 store")
-    d.add_argument("--ahi", required=True, help="folder (or file) of P-Tree NC_H*.nc scans")
-    d.add_argument("--imerg", required=True, help="folder of IMERG 3B-HHR* granules (V06 or V07)")
-    d.add_argument("--out", required=True, help="output tile store (.h5)")
-    d.add_argument("--tile", type=int, default=64, help="tile size in label pixels")
-    d.add_argument("--stride", type=int, default=None, help="tile stride (default: tile size)")
-    d.add_argument("--regrid", choices=["ahi_to_label", "label_to_ahi"], default="ahi_to_label")
-    d.add_argument("--min-valid", type=float, default=0.5, help="drop tiles with a smaller valid-label fraction")
-    d.add_argument("--bands", default="8,9,10,11,12,13,14,15,16", help="AHI bands, comma-separated")
-    d.add_argument("--extra", default="", help="extra NetCDF variables as channels, comma-separated (e.g. decoy_01)")
-    d.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
-    d = dsub.add_parser("synth-street", help="write SYNTHETIC street scenes in the Cityscapes layout")
-    d.add_argument("--root", required=True)
-    d.add_argument("--n-train", type=int, default=100)
-    d.add_argument("--n-val", type=int, default=20)
-    d.add_argument("--height", type=int, default=128)
-    d.add_argument("--width", type=int, default=256)
-    d.add_argument("--seed", type=int, default=0)
-
-    sp = sub.add_parser("demo", help="the flagship demo: synthetic Himawari/IMERG → MTCF → report.md",
-                        description="Synthesise files, prepare tiles, train configs/precip/mtcf.yaml, evaluate, "
-                                    "draw figures, rank bands, and write OUT/report.md.")
-    sp.add_argument("--out", default="demo_output/precip")
-    sp.add_argument("--scenes", type=int, default=96, help="synthetic half-hour scenes")
-    sp.add_argument("--size", type=int, default=128, help="label-grid size of each scene (0.1° pixels)")
-    sp.add_argument("--tile", type=int, default=64, help="tile size")
-    sp.add_argument("--epochs", type=int, default=15)
-    sp.add_argument("--seed", type=int, default=0)
-    overrides(sp)
+    sp.set_defaults(run=_export)
 
     sp = sub.add_parser("bench", help="train a grid of multi-task variants and single-task baselines; report Δm",
                         description="Run every (pair, variant, seed) of GRID and its single-task baselines, "
@@ -257,35 +212,56 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", action="store_true",
                     help="continue the bench in --out: skip finished runs, resume interrupted ones from their checkpoints")
     sp.add_argument("--report-dir", help="where the report goes (default: the grid's report_dir)")
+    sp.set_defaults(run=_bench)
 
-    sp = sub.add_parser("registry", help="list registered plugins")
+    sp = sub.add_parser("registry", help="list registered plugins, or show one")
     rsub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    kinds = "backbone, decoder, head, interaction, task, loss, coupling, balancer, metric, dataset, logger"
     rl = rsub.add_parser("list", help="list plugin names, of every kind or of one")
-    rl.add_argument("kind", nargs="?", help="backbone, decoder, head, interaction, task, loss, coupling, balancer, metric, dataset, logger")
+    rl.add_argument("kind", nargs="?", help=kinds)
+    rl.add_argument("--pattern", help="shell pattern on names, e.g. 'mit_*'")
+    rl.set_defaults(run=_registry_list)
+    rs = rsub.add_parser("show", help="a plugin's options, defaults and docstring")
+    rs.add_argument("name")
+    rs.add_argument("--kind", help=kinds)
+    rs.set_defaults(run=_registry_show)
 
     sp = sub.add_parser("config", help="inspect experiment configs")
     csub = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
     cs = csub.add_parser("show", help="print the fully resolved config (defaults + file + overrides)")
     cs.add_argument("config")
-    overrides(cs)
+    _overrides(cs)
+    cs.set_defaults(run=_config_show)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mtdense import __version__
+    from mtdense.registry import PLUGINS
+
+    p = _Parser(prog="mtdense", description="Dense multi-task learning assembled from YAML.")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"mtdense {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sp = sub.add_parser("data", help="generate synthetic data or prepare real files (actions come from the domains)")
+    data = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _core_commands(sub, data)
+    for module in PLUGINS.cli_modules():
+        cli = PLUGINS.try_import(module, "mtdense CLI plugin")
+        if cli is not None:
+            cli.add_commands(sub, data)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from mtdense.engine.checkpoint import CheckpointError
-    from mtdense.engine.trainer import TrainingError
-    from mtdense.export import ExportError
-    from mtdense.registry import ConfigError
+    args = build_parser().parse_args(argv)
+    from mtdense.errors import MtdenseError
 
     try:
-        return COMMANDS[args.command](args)
-    except (ConfigError, CheckpointError, TrainingError, ExportError, FileNotFoundError, KeyError) as exc:
+        return args.run(args)
+    except (MtdenseError, OSError) as exc:
         if args.debug:
             raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"mtdense: error: {message}", file=sys.stderr)
+        print(f"mtdense: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -15,7 +15,10 @@ from typing import Any, Iterable, Mapping
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+"""The shipped experiment configs (package data; ``configs/`` in a clone points here)."""
 
 SECTIONS = ("data", "model", "tasks", "couplings", "balancer", "trainer", "logging", "seed", "meta")
 
@@ -70,9 +73,20 @@ def _load_yaml(path: Path) -> DictConfig:
     return cfg
 
 
+def find_config(path: str | Path) -> Path:
+    """``path`` itself if it exists, else the shipped config of that name (``precip/mtcf.yaml``
+    or ``configs/precip/mtcf.yaml`` work from any directory)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    parts = path.parts[1:] if path.parts and path.parts[0] == "configs" else path.parts
+    shipped = CONFIG_DIR.joinpath(*parts) if parts else CONFIG_DIR
+    return shipped if shipped.is_file() else path
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> DictConfig:
     """Load ``path`` with its ``defaults:`` list and apply dotlist ``overrides``; validate."""
-    path = Path(path)
+    path = find_config(path)
     own = _load_yaml(path)
     parts = []
     defaults = own.pop("defaults", [])

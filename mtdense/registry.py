@@ -3,76 +3,111 @@
 Registration is by decorator (``@INTERACTIONS.register("cbim")``); building is uniform
 (``INTERACTIONS.build({"type": "cbim", "kernel_size": 7}, path="model.interactions.0",
 channels=...)``). Before calling the plugin, ``build`` checks every config key against the
-callable's signature, so a typo is reported with its config path and the accepted options.
+callable's signature; a ``ConfigError`` the plugin raises with a key relative to itself is
+re-raised with ``path`` in front, so errors always name the full config key.
 
-mtdense's own plugins are imported lazily: each registry knows the packages that hold its
-plugins (the ``locations`` idea of mmengine) and imports them on the first lookup, so a name
-is never "not registered" because of import order. Third-party packages register through the
-entry-point group ``mtdense.plugins``; each entry point names a module to import. A plugin
-that fails to import produces a warning naming it, never a crash of unrelated commands.
+Where plugins come from (mmengine's ``locations`` idea, made explicit):
+
+- each registry has the core modules that hold its kind (``locations``), imported on its first
+  lookup and marked imported only after success;
+- packages — mtdense's own domains (``mtdense.domains.*``) and third-party ones alike — name a
+  *plugin module* in the entry-point group ``mtdense.plugins``. A plugin module may declare
+  ``LOCATIONS = {kind: [module, ...]}`` (imported lazily when that kind is first looked up) and
+  ``CLI = "module"`` (verbs for the ``mtdense`` command); it may also simply register on import.
+
+A module that fails to import produces a warning naming it; the failure is remembered and
+shown again when a name of that kind is asked for and not found. Unrelated lookups still work.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
-import pkgutil
 import warnings
 from importlib.metadata import entry_points
+from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping
+
+from mtdense.errors import ConfigError, RegistryError, closest
 
 ENTRY_POINT_GROUP = "mtdense.plugins"
 
 
-class ConfigError(ValueError):
-    """A configuration problem, reported as one line naming the key path and what to do."""
+class PluginModules:
+    """The plugin modules named by entry points of ``mtdense.plugins`` (imported once)."""
+
+    def __init__(self) -> None:
+        self._modules: dict[str, ModuleType] | None = None
+        self.failures: dict[str, str] = {}  # module → "Type: message"
+        self.failed_plugins: set[str] = set()  # plugin modules (entry points) that failed
+
+    def modules(self) -> dict[str, ModuleType]:
+        if self._modules is None:
+            self._modules = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                module = self.try_import(ep.value, f"mtdense plugin {ep.name!r}")
+                if module is None:
+                    self.failed_plugins.add(ep.value)
+                else:
+                    self._modules[ep.name] = module
+        return self._modules
+
+    def try_import(self, module: str, label: str) -> ModuleType | None:
+        """Import ``module``; on failure warn once, remember why, return ``None``."""
+        try:
+            return importlib.import_module(module)
+        except Exception as exc:  # a broken plugin must not break unrelated commands
+            reason = f"{type(exc).__name__}: {exc}"
+            if module not in self.failures:
+                warnings.warn(f"{label} ({module}) failed to load and was skipped: {reason}", stacklevel=3)
+            self.failures[module] = reason
+            return None
+
+    def locations(self, kind: str) -> list[str]:
+        return [loc for m in self.modules().values() for loc in getattr(m, "LOCATIONS", {}).get(kind, ())]
+
+    def cli_modules(self) -> list[str]:
+        return [m.CLI for m in self.modules().values() if getattr(m, "CLI", None)]
+
+    def reset(self) -> None:
+        """Forget what was loaded (tests that put a new plugin on ``sys.path``)."""
+        self._modules = None
+        self.failures = {}
+        self.failed_plugins = set()
 
 
-class RegistryError(ConfigError):
-    """An unknown plugin name or a bad plugin option."""
-
-
-_plugins_loaded = False
+PLUGINS = PluginModules()
 
 
 def load_plugins() -> None:
-    """Import every module named by an entry point of the group ``mtdense.plugins`` (once)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # a broken third-party plugin must not break mtdense
-            warnings.warn(
-                f"mtdense plugin {ep.name!r} ({ep.value}) failed to load and was skipped: "
-                f"{type(exc).__name__}: {exc}",
-                stacklevel=2,
-            )
-
-
-def _import_package_tree(package: str) -> None:
-    module = importlib.import_module(package)
-    for info in pkgutil.walk_packages(getattr(module, "__path__", []), prefix=package + "."):
-        importlib.import_module(info.name)
+    """Import every plugin module of the entry-point group ``mtdense.plugins`` (once)."""
+    PLUGINS.modules()
 
 
 def _accepted_options(fn: Callable) -> tuple[list[str], bool, list[str]]:
-    """Keyword names ``fn`` accepts, whether it takes ``**kwargs``, and the required ones."""
+    """Keyword names ``fn`` accepts, whether it takes ``**kwargs``, and the required ones.
+
+    A class without its own ``__init__`` is checked against the ``__init__`` it inherits
+    (``object.__init__`` accepts nothing), so unknown options are never silently accepted.
+    """
     target = fn.__init__ if inspect.isclass(fn) else fn
-    sig = inspect.signature(target)
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):  # object.__init__ of a class without one: no options
+        return [], False, []
     names, required, var_kw = [], [], False
-    for i, (name, p) in enumerate(sig.parameters.items()):
-        if inspect.isclass(fn) and i == 0:  # self
-            continue
+    params = list(sig.parameters.items())
+    if inspect.isclass(fn) and params and params[0][0] == "self":
+        params = params[1:]
+    for name, p in params:
         if p.kind is p.VAR_KEYWORD:
             var_kw = True
         elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             names.append(name)
             if p.default is p.empty:
                 required.append(name)
+    if inspect.isclass(fn) and fn.__init__ is object.__init__:
+        var_kw = False
     return names, var_kw, required
 
 
@@ -83,7 +118,7 @@ class Registry:
         self.kind = kind
         self.locations = tuple(locations)
         self._table: dict[str, Callable] = {}
-        self._imported = False
+        self._imported: set[str] = set()
 
     def register(self, name: str) -> Callable[[Callable], Callable]:
         """Decorator: register a class or factory function under ``name``."""
@@ -96,22 +131,34 @@ class Registry:
                     f"{existing.__module__}.{existing.__qualname__}; choose another name"
                 )
             self._table[name] = obj
-            obj.registry_name = name
             return obj
 
         return deco
 
-    def _ensure_imported(self) -> None:
-        if self._imported:
-            return
-        self._imported = True
-        for package in self.locations:
-            _import_package_tree(package)
-        load_plugins()
+    def name_of(self, obj: Callable) -> str | None:
+        """The name ``obj`` is registered under (``None`` if it is not)."""
+        return next((n for n, o in self._table.items() if o is obj), None)
 
-    def names(self) -> list[str]:
+    def _ensure_imported(self) -> None:
+        for module in (*self.locations, *PLUGINS.locations(self.kind)):
+            if module in self._imported:
+                continue
+            if PLUGINS.try_import(module, f"{self.kind} plugins") is not None:
+                self._imported.add(module)
+
+    def _failures(self) -> list[str]:
+        mine = set(self.locations) | set(PLUGINS.locations(self.kind)) | PLUGINS.failed_plugins
+        return [f"{m} ({why})" for m, why in PLUGINS.failures.items() if m in mine]
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Registered names, optionally filtered by a shell pattern (``"mit_*"``)."""
         self._ensure_imported()
-        return sorted(self._table)
+        names = sorted(self._table)
+        if pattern:
+            import fnmatch
+
+            names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+        return names
 
     def __contains__(self, name: str) -> bool:
         self._ensure_imported()
@@ -121,46 +168,64 @@ class Registry:
         self._ensure_imported()
         if name in self._table:
             return self._table[name]
-        close = difflib.get_close_matches(str(name), self._table, n=1, cutoff=0.4)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        failed = self._failures()
+        note = f"; plugin modules that failed to load: {'; '.join(failed)}" if failed else ""
         raise RegistryError(
-            f"{path}: unknown {self.kind} {name!r}{hint} registered: {', '.join(sorted(self._table)) or '(none)'}"
+            f"unknown {self.kind} {name!r}{closest(name, self._table, 0.4)}; "
+            f"registered: {', '.join(sorted(self._table)) or '(none)'}{note}",
+            key=path,
         )
+
+    def options(self, name: str, runtime: Iterable[str] = ()) -> dict[str, Any]:
+        """The config options of ``name`` with their defaults (``inspect.Parameter.empty`` if required)."""
+        fn = self.get(name)
+        target = fn.__init__ if inspect.isclass(fn) else fn
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            return {}
+        skip = set(runtime) | {"self"}
+        return {k: p.default for k, p in params.items()
+                if k not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
     def build(self, cfg: Mapping[str, Any] | str, path: str = "", **runtime: Any) -> Any:
         """Build from ``cfg`` (``{"type": name, **options}`` or just a name).
 
         ``runtime`` holds arguments mtdense supplies itself (channel counts, task lists);
-        they are not config keys, so a config that sets one is rejected too.
+        they are not config keys, so a config that sets one is rejected too. A ``ConfigError``
+        raised while building gets ``path`` in front of its (relative) key.
         """
         if isinstance(cfg, str):
             cfg = {"type": cfg}
         options = dict(cfg)
         where = path or self.kind
         if "type" not in options:
-            raise RegistryError(f"{where}: missing 'type'; choose one of: {', '.join(self.names())}")
+            raise RegistryError(f"missing 'type'; choose one of: {', '.join(self.names())}", key=where)
         name = options.pop("type")
         fn = self.get(name, f"{where}.type")
         accepted, var_kw, required = _accepted_options(fn)
         for key in options:
             if key in runtime:
-                raise RegistryError(
-                    f"{where}.{key}: set by mtdense for {self.kind} {name!r}, not a config option; remove it"
-                )
+                raise RegistryError(f"set by mtdense for {self.kind} {name!r}, not a config option; remove it",
+                                    key=f"{where}.{key}")
             if key not in accepted and not var_kw:
                 configurable = [a for a in accepted if a not in runtime]
-                close = difflib.get_close_matches(key, configurable, n=1, cutoff=0.5)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise RegistryError(
-                    f"{where}.{key}: unknown option for {self.kind} {name!r}{hint}; "
-                    f"accepted: {', '.join(configurable) or '(none)'}"
+                    f"unknown option for {self.kind} {name!r}{closest(key, configurable)}; "
+                    f"accepted: {', '.join(configurable) or '(none)'}",
+                    key=f"{where}.{key}",
                 )
         missing = [r for r in required if r not in options and r not in runtime]
         if missing:
-            raise RegistryError(f"{where}: {self.kind} {name!r} needs option(s): {', '.join(missing)}")
+            raise RegistryError(f"{self.kind} {name!r} needs option(s): {', '.join(missing)}", key=where)
         kwargs = {k: v for k, v in runtime.items() if k in accepted or var_kw}
         kwargs.update(options)
-        return fn(**kwargs)
+        try:
+            return fn(**kwargs)
+        except ConfigError as exc:  # keys relative to the plugin; a nested build may already be absolute
+            if exc.key and (exc.key == where or exc.key.startswith(where + ".")):
+                raise
+            raise exc.under(where) from None
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._table)} registered)"
@@ -169,13 +234,15 @@ class Registry:
 BACKBONES = Registry("backbone", ["mtdense.models.backbones"])
 DECODERS = Registry("decoder", ["mtdense.models.decoders"])
 HEADS = Registry("head", ["mtdense.models.heads"])
-INTERACTIONS = Registry("interaction", ["mtdense.models.interactions"])
-TASKS = Registry("task", ["mtdense.tasks"])
-LOSSES = Registry("loss", ["mtdense.losses"])
-COUPLINGS = Registry("coupling", ["mtdense.losses"])
-BALANCERS = Registry("balancer", ["mtdense.balancing"])
-METRICS = Registry("metric", ["mtdense.metrics"])
-DATASETS = Registry("dataset", ["mtdense.data"])
+INTERACTIONS = Registry("interaction", [f"mtdense.models.interactions.{m}" for m in (
+    "identity", "cbim", "ccam", "cross_stitch", "mtan", "mtlsegformer", "padnet")])
+TASKS = Registry("task", [f"mtdense.tasks.{m}" for m in ("segmentation", "regression", "threshold_classification")])
+LOSSES = Registry("loss", ["mtdense.losses.pixel_losses"])
+COUPLINGS = Registry("coupling", ["mtdense.losses.consistency"])
+BALANCERS = Registry("balancer", [f"mtdense.balancing.{m}" for m in (
+    "fixed", "uncertainty", "dwa", "gradnorm", "rlw", "famo", "pcgrad", "cagrad", "imtl", "aligned_mtl")])
+METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation")])
+DATASETS = Registry("dataset", ["mtdense.data.synth_shapes"])
 LOGGERS = Registry("logger", ["mtdense.engine.loggers"])
 
 ALL_REGISTRIES: dict[str, Registry] = {

@@ -23,7 +23,8 @@ import pytest
 import torch
 from torch import nn
 
-from mtdense.registry import INTERACTIONS, ConfigError
+from mtdense.registry import INTERACTIONS
+from mtdense.errors import ConfigError
 
 Feats = dict[str, torch.Tensor]
 

@@ -16,7 +16,8 @@ from torch import nn
 
 from mtdense.balancing.base import Balancer
 from mtdense.balancing.gradients import shared_parameters
-from mtdense.registry import BALANCERS, ConfigError
+from mtdense.registry import BALANCERS
+from mtdense.errors import ConfigError
 
 TASKS = ["a", "b"]
 

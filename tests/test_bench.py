@@ -18,7 +18,7 @@ from mtdense.bench.runner import run_bench
 from mtdense.config import from_dict
 from mtdense.engine.builder import build_experiment
 from mtdense.engine.trainer import Trainer
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 
 def write_grid(folder, seeds=2, epochs=1, axes=None):
@@ -241,16 +241,20 @@ def test_report_markdown_json_and_plot(finished_bench, tmp_path):
     assert (tmp_path / "tiny.png").stat().st_size > 1000
 
 
-def test_prepare_hooks_are_idempotent_and_refuse_other_data(tmp_path):
+def test_prepare_hooks_are_idempotent_and_refuse_other_data(tmp_path, capsys):
     from mtdense.bench.prepare import run_prepare
 
-    step = {"type": "synth_street", "root": str(tmp_path / "street"), "n_train": 2, "n_val": 1, "height": 8, "width": 16}
-    assert "wrote 2 + 1" in run_prepare([step], "prepare")[0]
+    args = ["data", "synth-street", "--root", str(tmp_path / "street"), "--n-train", "2", "--n-val", "1",
+            "--height", "8", "--width", "16"]
+    run_prepare([{"type": "mtdense", "args": args}], "prepare")
     assert len(list((tmp_path / "street" / "leftImg8bit" / "train").glob("*/*.png"))) == 2
-    assert "already present" in run_prepare([step], "prepare")[0]
-    with pytest.raises(ConfigError, match="made with .*'n_train': 2.*the grid asks for .*'n_train': 3"):
-        run_prepare([{**step, "n_train": 3}], "prepare")
-    with pytest.raises(ConfigError, match=r"prepare.0 \(synth_street\): .*n_trian.*accepted options: root, n_train"):
-        run_prepare([{**step, "n_trian": 3}], "prepare")
+    capsys.readouterr()
+    run_prepare([{"type": "mtdense", "args": args}], "prepare")
+    assert '"already_present": true' in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="failed with exit code 2"):
+        run_prepare([{"type": "mtdense", "args": ["3" if a == "2" else a for a in args]}], "prepare")
+    assert "made with" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"^prepare.0.arg: unknown option \(did you mean 'args'\?\)"):
+        run_prepare([{"type": "mtdense", "arg": args}], "prepare")
     with pytest.raises(ConfigError, match="did not create"):
         run_prepare([{"type": "mtdense", "args": ["registry", "list", "balancer"], "creates": str(tmp_path / "x")}], "prepare")

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from mtdense.data.cityscapes import IMAGENET_MEAN, IMAGENET_STD, Cityscapes
-from mtdense.registry import DATASETS, ConfigError
+from mtdense.domains.street.cityscapes import IMAGENET_MEAN, IMAGENET_STD, Cityscapes
+from mtdense.registry import DATASETS
+from mtdense.errors import ConfigError
 
 CITY = "testcity"
 STEMS = ["testcity_000000_000001", "testcity_000000_000002"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mtdense.config import load_config
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from mtdense.registry import COUPLINGS, TASKS, ConfigError
+from mtdense.registry import COUPLINGS, TASKS
+from mtdense.errors import ConfigError
 
 
 def make(direction="estimation_teaches", thresholds=(0.5,), temperature=0.1):

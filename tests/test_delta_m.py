@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mtdense.metrics.delta_m import delta_m, relative_gains
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 BASELINE = {"seg": {"miou": 0.50}, "depth": {"rmse": 4.0, "absrel": 0.20}}
 MTL = {"seg": {"miou": 0.55}, "depth": {"rmse": 3.0, "absrel": 0.25}}

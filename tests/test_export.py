@@ -13,9 +13,10 @@ import torch
 from conftest import tiny_config
 from mtdense.cli import main
 from mtdense.config import from_dict
-from mtdense.engine.inference import load_experiment
+from mtdense.inference.predict import load_experiment
 from mtdense.engine.trainer import Trainer
-from mtdense.export import ExportError, check_export, export_model
+from mtdense.errors import ExportError
+from mtdense.inference.export import check_export, export_model
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from mtdense.analysis.figures import (
-    DPI, INVALID_COLOUR, class_maps, density_scatter, masked_field, rain_colour_scale, rain_rate_maps,
-    scores_by_threshold, threshold_score_bars)
+from mtdense.analysis.figures import DPI, INVALID_COLOUR, class_maps, density_scatter, masked_field
+from mtdense.domains.precip.figures import (
+    rain_colour_scale, rain_rate_maps, scores_by_threshold, threshold_score_bars)
 
 RNG = np.random.default_rng(0)
 OBS = RNG.gamma(0.4, 4.0, (12, 16)).astype(np.float32)

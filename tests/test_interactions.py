@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import conformance as cf
-from mtdense.registry import INTERACTIONS, ConfigError
+from mtdense.registry import INTERACTIONS
+from mtdense.errors import ConfigError
 
 NAMES = INTERACTIONS.names()
 TWO = {"a": 8, "b": 8}

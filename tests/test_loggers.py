@@ -6,7 +6,8 @@ import csv
 
 import pytest
 
-from mtdense.registry import LOGGERS, ConfigError
+from mtdense.registry import LOGGERS
+from mtdense.errors import ConfigError
 
 
 def test_csv_logger_drops_rows_after_the_resumed_step(tmp_path):

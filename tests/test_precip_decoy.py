@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from mtdense.analysis.band_importance import band_importance
 from mtdense.config import load_config
-from mtdense.data.precip_prepare import prepare_precip
-from mtdense.data.synth_precip import synth_precip
+from mtdense.domains.precip.prepare import prepare_precip
+from mtdense.domains.precip.synth import synth_precip
 from mtdense.engine.trainer import Trainer
 
 from conftest import ROOT

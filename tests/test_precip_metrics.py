@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mtdense.metrics.precipitation import Precipitation, PrecipCategorical, PrecipContinuous
-from mtdense.registry import METRICS, ConfigError
+from mtdense.registry import METRICS
+from mtdense.errors import ConfigError
 
 # six valid pixels and one invalid pixel (pred 100, target 0) that must be ignored
 PRED = torch.tensor([[0.0, 0.6, 3.0, 12.0, 1.0, 6.0, 100.0]])

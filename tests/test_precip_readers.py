@@ -8,11 +8,11 @@ import netCDF4
 import numpy as np
 import pytest
 
-from mtdense.data.himawari_hsd import (HSDError, assemble_segments, latlon_to_lines_columns,
+from mtdense.domains.precip.himawari_hsd import (HSDError, assemble_segments, latlon_to_lines_columns,
                                        lines_columns_to_latlon, read_hsd_segment)
-from mtdense.data.imerg import IMERGError, read_imerg
-from mtdense.data.precip_writers import imerg_name, write_imerg, write_ptree
-from mtdense.data.ptree import PTreeError, read_ptree
+from mtdense.domains.precip.imerg import IMERGError, read_imerg
+from mtdense.domains.precip.writers import imerg_name, write_imerg, write_ptree
+from mtdense.domains.precip.ptree import PTreeError, read_ptree
 
 REAL_IMERG = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imerg_real_cut"
 C, H, K = 2.99792458e8, 6.62606957e-34, 1.3806488e-23

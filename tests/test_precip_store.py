@@ -10,14 +10,15 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mtdense.analysis.gpi_baseline import gpi_baseline_scores, gpi_rain_rate
-from mtdense.data.imerg import read_imerg
-from mtdense.data.precip_prepare import assign_splits, half_hour_start, pair_scans, prepare_precip
-from mtdense.data.precip_regrid import block_mean, cell_index, nearest
-from mtdense.data.precip_store import PrecipTiles
-from mtdense.data.precip_writers import imerg_name, write_imerg
-from mtdense.data.synth_precip import synth_precip
-from mtdense.registry import DATASETS, ConfigError
+from mtdense.domains.precip.gpi_baseline import gpi_baseline_scores, gpi_rain_rate
+from mtdense.domains.precip.imerg import read_imerg
+from mtdense.domains.precip.prepare import assign_splits, half_hour_start, pair_scans, prepare_precip
+from mtdense.domains.precip.regrid import block_mean, cell_index, nearest
+from mtdense.domains.precip.tile_store import PrecipTiles
+from mtdense.domains.precip.writers import imerg_name, write_imerg
+from mtdense.domains.precip.synth import synth_precip
+from mtdense.registry import DATASETS
+from mtdense.errors import ConfigError
 
 CHANNELS = [f"B{b:02d}" for b in range(8, 17)] + ["decoy_01"]
 

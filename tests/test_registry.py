@@ -10,7 +10,8 @@ import pytest
 from torch import nn
 
 import mtdense.registry as registry
-from mtdense.registry import ALL_REGISTRIES, BACKBONES, INTERACTIONS, Registry, RegistryError
+from mtdense.registry import ALL_REGISTRIES, BACKBONES, INTERACTIONS, Registry
+from mtdense.errors import RegistryError
 
 
 def test_build_validates_options_before_calling():
@@ -91,11 +92,12 @@ def plugin_on_path(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text(
         "[mtdense.plugins]\ntoy = mtdense_toy_plugin\nbroken = mtdense_broken_plugin\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    yield
+    registry.PLUGINS.reset()
+    yield tmp_path
     INTERACTIONS._table.pop("toy_swap", None)
-    for mod in ("mtdense_toy_plugin", "mtdense_broken_plugin"):
+    for mod in ("mtdense_toy_plugin", "mtdense_broken_plugin", "mtdense_toy_domain", "mtdense_toy_domain.heads"):
         sys.modules.pop(mod, None)
+    registry.PLUGINS.reset()
 
 
 def test_entry_point_plugin_registers_and_broken_plugin_only_warns(plugin_on_path):
@@ -107,3 +109,52 @@ def test_entry_point_plugin_registers_and_broken_plugin_only_warns(plugin_on_pat
     assert isinstance(module, nn.Module)
     messages = [str(w.message) for w in caught]
     assert any("'broken'" in m and "boom at import" in m for m in messages)
+
+
+def test_plugin_module_locations_load_lazily_and_failures_are_named(plugin_on_path):
+    """A domain-style plugin module declares LOCATIONS; a broken location breaks only its own
+    kind's unknown-name errors (which then say why), never unrelated lookups."""
+    pkg = plugin_on_path / "mtdense_toy_domain"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text('LOCATIONS = {"head": ["mtdense_toy_domain.heads"]}\n')
+    (pkg / "heads.py").write_text("import not_a_module_anywhere\n")
+    dist = plugin_on_path / "mtdense_toy_plugin-0.1.dist-info" / "entry_points.txt"
+    dist.write_text("[mtdense.plugins]\ntoydomain = mtdense_toy_domain\n")
+    registry.PLUGINS.reset()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert "cbim" in INTERACTIONS.names()  # unrelated kind: untouched by the broken module
+        assert "mtdense_toy_domain.heads" not in sys.modules
+        assert "conv" in registry.HEADS.names()  # built-in heads still there
+        with pytest.raises(RegistryError, match=r"model.heads.x.type: unknown head 'toy'.*"
+                                                r"mtdense_toy_domain.heads \(ModuleNotFoundError"):
+            registry.HEADS.get("toy", "model.heads.x.type")
+
+
+def test_plugin_errors_get_the_config_path_prefixed():
+    from mtdense.errors import ConfigError
+
+    reg = Registry("toy")
+
+    @reg.register("strict")
+    def strict(upsample: str = "bilinear"):
+        if upsample not in ("bilinear", "nearest"):
+            raise ConfigError(f"{upsample!r} is not one of bilinear, nearest", key="upsample")
+        return upsample
+
+    with pytest.raises(ConfigError) as info:
+        reg.build({"type": "strict", "upsample": "cubic"}, "model.branches.rain.decoder")
+    assert str(info.value) == "model.branches.rain.decoder.upsample: 'cubic' is not one of bilinear, nearest"
+
+
+def test_class_without_own_init_rejects_unknown_options():
+    reg = Registry("toy")
+
+    @reg.register("plain")
+    class Plain:
+        pass
+
+    with pytest.raises(RegistryError, match="x.typo: unknown option for toy 'plain'"):
+        reg.build({"type": "plain", "typo": 1}, "x")
+    assert isinstance(reg.build({"type": "plain"}, "x"), Plain)
+    assert reg.name_of(Plain) == "plain" and not hasattr(Plain, "registry_name")

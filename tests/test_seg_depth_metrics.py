@@ -7,7 +7,8 @@ import torch
 
 from mtdense.metrics.depth import DepthMetrics
 from mtdense.metrics.segmentation import SegmentationMetrics
-from mtdense.registry import METRICS, ConfigError
+from mtdense.registry import METRICS
+from mtdense.errors import ConfigError
 
 # (target, prediction) pairs; last column is an ignored pixel (target 255, valid False).
 TARGET = torch.tensor([[[0, 0, 1, 1, 255], [2, 2, 2, 1, 255]]])

@@ -6,10 +6,10 @@ import h5py
 import numpy as np
 import pytest
 
-from mtdense.data.imerg import read_imerg
-from mtdense.data.precip_prepare import granule_start_from_name, half_hour_start, scan_time_from_name
-from mtdense.data.ptree import read_ptree
-from mtdense.data.synth_precip import powerlaw_field, synth_precip, synth_scene
+from mtdense.domains.precip.imerg import read_imerg
+from mtdense.domains.precip.prepare import granule_start_from_name, half_hour_start, scan_time_from_name
+from mtdense.domains.precip.ptree import read_ptree
+from mtdense.domains.precip.synth import powerlaw_field, synth_precip, synth_scene
 
 
 @pytest.fixture(scope="module")

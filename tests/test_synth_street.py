@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mtdense.data.cityscapes import Cityscapes
-from mtdense.data.street_render import render_street
-from mtdense.data.street_scene import CAR, PERSON, ROAD, SIDEWALK, SKY, TERRAIN, Box, random_street_scene
-from mtdense.data.synth_street import synth_street
+from mtdense.domains.street.cityscapes import Cityscapes
+from mtdense.domains.street.render import render_street
+from mtdense.domains.street.scene import CAR, PERSON, ROAD, SIDEWALK, SKY, TERRAIN, Box, random_street_scene
+from mtdense.domains.street.synth import synth_street
 
 H, W = 64, 128
 

@@ -11,9 +11,10 @@ from safetensors.torch import load_file
 from conftest import tiny_config
 from mtdense.cli import main
 from mtdense.config import from_dict
-from mtdense.engine.checkpoint import CheckpointError, read_checkpoint, resolve_checkpoint
-from mtdense.engine.trainer import Trainer, TrainingError
-from mtdense.registry import RegistryError
+from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
+from mtdense.errors import CheckpointError, TrainingError
+from mtdense.engine.trainer import Trainer
+from mtdense.errors import RegistryError
 
 
 def final_weights(run_dir):

@@ -46,10 +46,10 @@ from torch.utils.data import Dataset
 from mtdense.analysis.figures import grouped_bars, save_figure
 from mtdense.engine.builder import Experiment, make_loader, predictions
 from mtdense.engine.evaluator import Evaluator, move_batch
-from mtdense.engine.inference import load_experiment
+from mtdense.inference.predict import load_experiment
 from mtdense.engine.trainer import pick_device
 from mtdense.metrics.delta_m import badness, base_name
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 CSV_COLUMNS = ("channel", "metric", "baseline", "permuted_mean", "permuted_std", "importance")
 

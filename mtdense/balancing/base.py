@@ -57,7 +57,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 
 def world_size() -> int:

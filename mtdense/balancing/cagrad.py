@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from mtdense.balancing.gradients import GradientBalancer
-from mtdense.registry import BALANCERS, ConfigError
+from mtdense.registry import BALANCERS
+from mtdense.errors import ConfigError
 
 
 @BALANCERS.register("cagrad")

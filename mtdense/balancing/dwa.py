@@ -16,7 +16,8 @@ import torch
 from torch import Tensor
 
 from mtdense.balancing.base import WeightedLossBalancer, mean_across_ranks
-from mtdense.registry import BALANCERS, ConfigError
+from mtdense.registry import BALANCERS
+from mtdense.errors import ConfigError
 
 
 @BALANCERS.register("dwa")

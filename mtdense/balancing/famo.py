@@ -26,7 +26,8 @@ import torch
 from torch import Tensor, nn
 
 from mtdense.balancing.base import WeightedLossBalancer
-from mtdense.registry import BALANCERS, ConfigError
+from mtdense.registry import BALANCERS
+from mtdense.errors import ConfigError
 
 EPS = 1e-8
 

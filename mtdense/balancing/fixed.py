@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from mtdense.balancing.base import WeightedLossBalancer
-from mtdense.registry import BALANCERS, ConfigError
+from mtdense.registry import BALANCERS
+from mtdense.errors import ConfigError
 
 
 @BALANCERS.register("fixed")

@@ -24,7 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from mtdense.balancing.base import WeightedLossBalancer, mean_across_ranks
-from mtdense.registry import BALANCERS, ConfigError
+from mtdense.registry import BALANCERS
+from mtdense.errors import ConfigError
 
 
 @BALANCERS.register("gradnorm")

@@ -22,7 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from mtdense.balancing.base import WeightedLossBalancer
-from mtdense.registry import BALANCERS, ConfigError
+from mtdense.registry import BALANCERS
+from mtdense.errors import ConfigError
 
 
 @BALANCERS.register("uncertainty")

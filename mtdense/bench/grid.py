@@ -51,7 +51,7 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mtdense.config import load_config, plain, validate
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 GRID_KEYS = ("name", "seeds", "report_dir", "profile", "protocol", "prepare", "pairs", "axes")
 PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "delta_m", "skip")

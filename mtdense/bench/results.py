@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 
 def finite_or_none(value: Any) -> Any:

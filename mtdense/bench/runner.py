@@ -27,7 +27,7 @@ from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_im
 from mtdense.bench.results import ResultsFile
 from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.engine.trainer import Trainer
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 
 def machine_info() -> dict[str, Any]:

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 from mtdense.config import plain
 from mtdense.engine.distributed import ResumableSampler
 from mtdense.models.multitask import MultiTaskModel
-from mtdense.registry import COUPLINGS, DATASETS, TASKS, ConfigError
+from mtdense.registry import COUPLINGS, DATASETS, TASKS
+from mtdense.errors import ConfigError
 
 
 def build_dataset(cfg: DictConfig, split: str):

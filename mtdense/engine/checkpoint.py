@@ -23,15 +23,13 @@ from omegaconf import OmegaConf
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from mtdense.errors import CheckpointError
+
 from mtdense import __version__
 
 FORMAT = "mtdense-checkpoint/1"
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be found or read; the message names the path."""
 
 
 def _fsync_dir(path: Path) -> None:

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mtdense.registry import LOGGERS, ConfigError
+from mtdense.registry import LOGGERS
+from mtdense.errors import ConfigError
 
 
 class Logger:

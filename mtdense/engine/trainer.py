@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
+from mtdense.errors import TrainingError
 from mtdense.config import plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
@@ -29,11 +30,8 @@ from mtdense.engine.checkpoint import prune_checkpoints, read_checkpoint, save_c
 from mtdense.engine.evaluator import Evaluator, move_batch, precision_context
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
-from mtdense.registry import BALANCERS, LOGGERS, ConfigError
-
-
-class TrainingError(RuntimeError):
-    """Training cannot continue (e.g. a non-finite loss); the message says what to try."""
+from mtdense.registry import BALANCERS, LOGGERS
+from mtdense.errors import ConfigError
 
 
 def pick_device(choice: str) -> torch.device:

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from mtdense.losses.masked import masked_mean
-from mtdense.registry import COUPLINGS, ConfigError
+from mtdense.registry import COUPLINGS
+from mtdense.errors import ConfigError
 
 
 @COUPLINGS.register("class_estimate_consistency")

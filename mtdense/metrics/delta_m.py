@@ -29,7 +29,7 @@ import math
 import re
 from typing import Callable, Collection, Mapping
 
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 Results = Mapping[str, Mapping[str, float]]
 

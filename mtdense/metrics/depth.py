@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from mtdense.registry import METRICS, ConfigError
+from mtdense.registry import METRICS
+from mtdense.errors import ConfigError
 
 _SUMS = ("abs_rel", "sq_rel", "sq_err", "sq_log_err", "delta1", "delta2", "delta3", "count")
 

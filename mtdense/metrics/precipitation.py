@@ -20,7 +20,8 @@ from typing import Sequence
 import torch
 from torchmetrics import Metric
 
-from mtdense.registry import METRICS, ConfigError
+from mtdense.registry import METRICS
+from mtdense.errors import ConfigError
 
 DEFAULT_THRESHOLDS = (0.5, 2.0, 5.0, 10.0)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-from mtdense.registry import METRICS, ConfigError
+from mtdense.registry import METRICS
+from mtdense.errors import ConfigError
 
 
 @METRICS.register("segmentation")

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from mtdense.models.blocks import ConvBlock
-from mtdense.registry import BACKBONES, ConfigError
+from mtdense.registry import BACKBONES
+from mtdense.errors import ConfigError
 
 
 def _check_weights_path(path: str | None) -> None:

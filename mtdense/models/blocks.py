@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 NORMS = ("batch", "instance", "group", "none")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu")

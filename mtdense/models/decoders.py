@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mtdense.models.blocks import ConvBlock
-from mtdense.registry import DECODERS, ConfigError
+from mtdense.registry import DECODERS
+from mtdense.errors import ConfigError
 
 
 @DECODERS.register("unet")

@@ -23,7 +23,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from mtdense.registry import BACKBONES, DECODERS, HEADS, INTERACTIONS, ConfigError
+from mtdense.registry import BACKBONES, DECODERS, HEADS, INTERACTIONS
+from mtdense.errors import ConfigError
 
 MODEL_KEYS = ("in_channels", "backbone", "decoder", "branches", "interactions", "head", "heads")
 

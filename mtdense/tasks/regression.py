@@ -19,7 +19,8 @@ from typing import Any, Mapping
 import torch
 import torch.nn.functional as F
 
-from mtdense.registry import TASKS, ConfigError
+from mtdense.registry import TASKS
+from mtdense.errors import ConfigError
 from mtdense.tasks.base import Task
 
 ACTIVATIONS = {

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 import torch
 
-from mtdense.registry import TASKS, ConfigError
+from mtdense.registry import TASKS
+from mtdense.errors import ConfigError
 from mtdense.tasks.segmentation import SegmentationTask
 
 

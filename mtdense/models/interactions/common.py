@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from mtdense.registry import ConfigError
+from mtdense.errors import ConfigError
 
 
 def check_channels(channels: Mapping[str, int], module: str) -> dict[str, int]:

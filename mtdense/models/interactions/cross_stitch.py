@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtdense.registry import INTERACTIONS, ConfigError
+from mtdense.registry import INTERACTIONS
+from mtdense.errors import ConfigError
 
 from .common import check_channels, check_feats, pair_modules, projection
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch.utils.data import DataLoader
 
-from mtdense.data.precip_store import PrecipTiles
+from mtdense.domains.precip.tile_store import PrecipTiles
 from mtdense.metrics.precipitation import DEFAULT_THRESHOLDS, Precipitation
 
 

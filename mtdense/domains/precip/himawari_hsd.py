@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from mtdense.errors import DataError
 
 MJD_EPOCH = dt.datetime(1858, 11, 17)
 N_HEADER_BLOCKS = 11
 _IR_BANDS = range(7, 17)
 
 
-class HSDError(ValueError):
+class HSDError(DataError):
     """An HSD file that is not readable as a Himawari Standard Data IR segment."""
 
 

@@ -16,12 +16,13 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from mtdense.data.cf_time import decode_cf_time
+from mtdense.domains.precip.cf_time import decode_cf_time
+from mtdense.errors import DataError
 
 AHI_IR_BANDS = tuple(range(7, 17))
 
 
-class PTreeError(ValueError):
+class PTreeError(DataError):
     """A P-Tree file that lacks what was asked for or is not a P-Tree gridded file."""
 
 

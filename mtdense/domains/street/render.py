@@ -1,4 +1,4 @@
-"""Ray-casting of a synthetic street scene (``mtdense.data.street_scene``) into RGB, label ids
+"""Ray-casting of a synthetic street scene (``mtdense.domains.street.scene``) into RGB, label ids
 and depth: every surface gives the ray parameter t (= camera depth) per pixel and the nearest
 wins, so depth, labels and occlusions are geometrically consistent. Appearance: per-object
 colours, value-noise textures, windows, lane markings, Lambertian sun shading, haze with
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtdense.data.street_scene import BUILDING, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION, Box, Camera, StreetScene
+from mtdense.domains.street.scene import BUILDING, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION, Box, Camera, StreetScene
 
 
 def _hash01(ix: np.ndarray, iy: np.ndarray, key: int) -> np.ndarray:

@@ -30,15 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from mtdense.errors import ExportError
 from mtdense.engine.builder import predictions as task_predictions
-from mtdense.engine.inference import load_experiment
-from mtdense.registry import ConfigError
+from mtdense.inference.predict import load_experiment
+from mtdense.errors import ConfigError
 
 FORMATS = ("onnx", "torchscript")
-
-
-class ExportError(RuntimeError):
-    """The exported model does not reproduce PyTorch; the message gives the sizes and differences."""
 
 
 class ExportedModel(nn.Module):

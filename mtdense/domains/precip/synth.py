@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdense.data.precip_writers import imerg_name, ptree_name, write_imerg, write_ptree
+from mtdense.domains.precip.writers import imerg_name, ptree_name, write_imerg, write_ptree
 
 AHI_RES, LABEL_RES = 0.05, 0.1
 BANDS = tuple(range(8, 17))

@@ -39,7 +39,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from mtdense.data.joint_transforms import nearest_indices
-from mtdense.registry import DATASETS, ConfigError
+from mtdense.registry import DATASETS
+from mtdense.errors import ConfigError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

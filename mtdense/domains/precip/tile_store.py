@@ -1,4 +1,4 @@
-"""Dataset over the precipitation tile store written by ``mtdense.data.precip_prepare``.
+"""Dataset over the precipitation tile store written by ``mtdense.domains.precip.prepare``.
 
 Store layout (HDF5, one file): ``image`` (N, C, T, T) float32 brightness temperatures [K] (one
 tile per chunk), ``rain_rate`` (N, T, T) float32 mm/h with NaN = invalid, ``split/{train,val,test}``
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mtdense.registry import DATASETS, ConfigError
+from mtdense.registry import DATASETS
+from mtdense.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 

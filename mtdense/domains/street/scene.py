@@ -1,6 +1,6 @@
 """The 3-D model of a SYNTHETIC street scene: camera, ground layout, facades, boxes.
 
-See ``mtdense.data.synth_street`` for the geometry (camera frame, surfaces, depth convention)
+See ``mtdense.domains.street.synth`` for the geometry (camera frame, surfaces, depth convention)
 and the files written; this module only draws a random scene description.
 """
 

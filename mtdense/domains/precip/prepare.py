@@ -2,7 +2,7 @@
 
 Inputs: JAXA P-Tree gridded NetCDF scans (``NC_Hnn_YYYYMMDD_hhmm_*.nc``) and IMERG half-hourly
 HDF5 granules (V06 or V07, Final/Early/Late names ``...YYYYMMDD-SHHMMSS-EHHMMSS...``). HSD
-segments are readable with ``mtdense.data.himawari_hsd`` but are not accepted here yet: regrid
+segments are readable with ``mtdense.domains.precip.himawari_hsd`` but are not accepted here yet: regrid
 them to a lat/lon grid first (the geostationary navigation is in that module).
 
 Pairing rule: an IMERG value is the mean rate over [start, start + 30 min). A scan with nominal
@@ -38,10 +38,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from mtdense.data.imerg import read_imerg
-from mtdense.data.precip_regrid import block_mean, cell_index, nearest
-from mtdense.data.ptree import band_channel_name, iter_ptree_channels
-from mtdense.registry import ConfigError
+from mtdense.domains.precip.imerg import read_imerg
+from mtdense.domains.precip.regrid import block_mean, cell_index, nearest
+from mtdense.domains.precip.ptree import band_channel_name, iter_ptree_channels
+from mtdense.errors import ConfigError
 
 REGRID_MODES = ("ahi_to_label", "label_to_ahi")
 SPLITS = ("train", "val", "test")

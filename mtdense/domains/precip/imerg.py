@@ -18,14 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdense.data.cf_time import decode_cf_time
+from mtdense.domains.precip.cf_time import decode_cf_time
+from mtdense.errors import DataError
 
 HALF_HOUR = dt.timedelta(minutes=30)
 # V07 name -> V06 name of the same quantity; lookups try both directions.
 V06_NAMES = {"precipitation": "precipitationCal", "MWprecipitation": "HQprecipitation"}
 
 
-class IMERGError(ValueError):
+class IMERGError(DataError):
     """An IMERG granule that lacks a variable or is not an IMERG half-hourly HDF5 file."""
 
 
