@@ -1,0 +1,1 @@
+"""Inference from checkpoints: evaluation and prediction (``predict``), ONNX/TorchScript export (``export``)."""
