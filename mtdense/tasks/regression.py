@@ -68,6 +68,20 @@ class RegressionTask(Task):
         forward, _ = TRANSFORMS[self.target_transform]
         return self.loss_fn(self.activated(raw), forward(torch.where(valid, target, 0).float()), valid)
 
+    def postprocessing(self):
+        inverse = {"none": "none", "log1p": "expm1"}[self.target_transform]
+        rule = "raw"
+        for fn in (self.activation, inverse):
+            rule = rule if fn == "none" else f"{fn}({rule})"
+        if self.max_value is not None:
+            rule = f"min({rule}, {self.max_value:g})"
+        if self.gate:
+            prob = f"P({self.gate['task']} class >= {self.gate['level']})"
+            rule += f" * {prob}" if self.gate["mode"] == "soft" else f" * 1[{prob} >= {self.gate['threshold']:g}]"
+        return {**super().postprocessing(), "output": "value in the target's units", "rule": rule,
+                "activation": self.activation, "inverse_transform": inverse, "gate": self.gate,
+                "max_value": self.max_value}
+
     def predict(self, raw: torch.Tensor) -> torch.Tensor:
         _, inverse = TRANSFORMS[self.target_transform]
         pred = inverse(self.activated(raw))

@@ -28,5 +28,9 @@ class SegmentationTask(Task):
     def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
         return raw.float().softmax(dim=1)
 
+    def postprocessing(self):
+        return {**super().postprocessing(), "output": "class index", "rule": "argmax over channels",
+                "class_names": list(self.class_names) if self.class_names else None}
+
     def metric_args(self):
         return {"num_classes": self.num_classes}

@@ -27,6 +27,9 @@ class ThresholdClassificationTask(SegmentationTask):
         super().__init__(name, len(thresholds) + 1, target, loss, metrics, class_names=names)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32), persistent=False)
 
+    def postprocessing(self):
+        return {**super().postprocessing(), "thresholds": [float(f"{t:.7g}") for t in self.thresholds.tolist()]}
+
     def classes_of(self, value: torch.Tensor) -> torch.Tensor:
         """Class index of each value: number of thresholds that are ≤ value."""
         return torch.bucketize(value.float(), self.thresholds, right=True)

@@ -42,7 +42,8 @@ class PrecipTiles(Dataset):
     """AHI brightness-temperature tiles (normalised with train statistics) and IMERG rain rate.
 
     ``bands``: subset/order of stored channel names (e.g. ``["B13", "B15"]``); ``normalize``:
-    z-score with the store's train mean/std (False gives kelvin); ``transform``: callable applied
+    z-score with the store's train mean/std (False gives kelvin), exposed as ``normalization``
+    (kelvin) so checkpoints carry it; ``transform``: callable applied
     to the whole sample dict (image, targets and valid together) before it is returned.
     """
 
@@ -74,6 +75,7 @@ class PrecipTiles(Dataset):
         self._mean = mean[self._channel_index].astype(np.float32)[:, None, None]
         self._std = np.maximum(std[self._channel_index], 1e-6).astype(np.float32)[:, None, None]
         self.split, self.normalize, self.transform = split, normalize, transform
+        self.normalization = {"mean": self._mean.ravel().tolist(), "std": self._std.ravel().tolist()} if normalize else None
         self._file, self._pid = None, None
 
     def __len__(self) -> int:
