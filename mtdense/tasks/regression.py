@@ -36,6 +36,8 @@ TRANSFORMS = {"none": (lambda x: x, lambda x: x), "log1p": (torch.log1p, torch.e
 @TASKS.register("regression")
 class RegressionTask(Task):
     out_channels = 1
+    conformance_kwargs = {"target": "height", "target_transform": "log1p", "activation": "softplus",
+                          "gate": {"task": "rain_class"}}
 
     def __init__(self, name: str, target: str, activation: str = "none", target_transform: str = "none",
                  loss: Mapping[str, Any] | str = "mse", metrics: list | None = None, loss_target_min: float | None = None,

@@ -12,6 +12,8 @@ from mtdense.tasks.base import Task
 
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
+    conformance_kwargs = {"num_classes": 3}
+
     def __init__(self, name: str, num_classes: int, target: str = "semantic",
                  loss: Mapping[str, Any] | str = "ce", metrics: list | None = None,
                  class_names: list[str] | None = None):

@@ -18,6 +18,8 @@ from mtdense.tasks.segmentation import SegmentationTask
 
 @TASKS.register("threshold_classification")
 class ThresholdClassificationTask(SegmentationTask):
+    conformance_kwargs = {"target": "height", "thresholds": [0.5, 1.5]}
+
     def __init__(self, name: str, target: str, thresholds: list[float], loss: Mapping[str, Any] | str = "ce",
                  metrics: list | None = None):
         thresholds = [float(t) for t in thresholds]
