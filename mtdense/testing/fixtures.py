@@ -10,6 +10,7 @@ with log1p target transform); the teacher is ``teacher``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -62,6 +63,21 @@ def raw_outputs(tasks: nn.ModuleDict, batch: int = 2, seed: int = 0, requires_gr
 def without_labels(batch: dict) -> dict:
     """The same batch as unlabelled data: every validity mask all-false."""
     return {**batch, "valid": {k: torch.zeros_like(v) for k, v in batch["valid"].items()}}
+
+
+def tiny_checkpoint(folder: Path) -> Path:
+    """An untrained checkpoint of ``tiny_student`` with the standard tasks, written to ``folder``."""
+    from mtdense.config import from_dict, to_yaml
+    from mtdense.engine.builder import build_experiment
+    from mtdense.engine.checkpoint import save_checkpoint
+
+    cfg = from_dict({"data": {"train": {"type": "synthetic_shapes", "length": 2, "size": list(SIZE)}},
+                     "model": {"in_channels": IN_CHANNELS, "backbone": {"type": "unet_encoder", "width": 4, "depth": 2,
+                                                                         "norm": "group"},
+                               "decoder": {"type": "unet", "norm": "group"}, "head": {"type": "conv", "norm": "group"}},
+                     "tasks": TASK_CONFIGS})
+    exp = build_experiment(cfg, channel_names=[f"band{i}" for i in range(IN_CHANNELS)])
+    return save_checkpoint(Path(folder) / "checkpoint", exp.model.state_dict(), to_yaml(cfg), exp.spec(), None)
 
 
 def fake_trainer(model: nn.Module, tasks: nn.ModuleDict, step: int = 1) -> SimpleNamespace:

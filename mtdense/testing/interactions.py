@@ -235,7 +235,7 @@ def interaction_checks(name: str, options: dict, workdir) -> list:
     checks = []
     for label, channels in (("2 tasks", TWO), ("3 tasks", THREE), ("unequal widths", UNEQUAL)):
         if not supports_tasks(name, len(channels)):
-            checks.append((f"{label}: refuses 3 branches", lambda: check_rejects_three_branches(name, **options)))
+            checks.append((f"{label} refused (pairwise only)", lambda: check_rejects_three_branches(name, **options)))
             continue
         for shape in ((1, 8, 12), (2, 6, 10)):
             checks.append((f"{label}, batch/size {shape}",

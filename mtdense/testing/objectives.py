@@ -122,7 +122,7 @@ def check_task_state_dict(name: str, options: dict) -> None:
 def task_checks(name: str, options: dict, workdir) -> list:
     return [("loss and gradient", lambda: check_task_loss(name, options)),
             ("invalid pixels are ignored", lambda: check_task_ignores_invalid(name, options)),
-            ("no valid pixel: loss 0", lambda: check_task_unlabelled(name, options)),
+            ("no valid pixel gives loss 0", lambda: check_task_unlabelled(name, options)),
             ("predict_from and bind", lambda: check_task_predict_and_bind(name, options)),
             ("postprocessing is JSON", lambda: check_task_postprocessing(name, options)),
             ("state dict round trip", lambda: check_task_state_dict(name, options))]
@@ -192,7 +192,7 @@ def check_loss_prefers_correct(name: str, options: dict) -> None:
 def loss_checks(name: str, options: dict, workdir) -> list:
     return [("finite value and gradient", lambda: check_loss_value_and_gradient(name, options)),
             ("invalid pixels are ignored", lambda: check_loss_ignores_invalid(name, options)),
-            ("no valid pixel: 0", lambda: check_loss_no_valid_pixel(name, options)),
+            ("no valid pixel gives 0", lambda: check_loss_no_valid_pixel(name, options)),
             ("correct beats wrong", lambda: check_loss_prefers_correct(name, options))]
 
 
@@ -229,5 +229,5 @@ def check_coupling_deterministic(name: str, options: dict) -> None:
 def coupling_checks(name: str, options: dict, workdir) -> list:
     assert isinstance(_coupling(name, options)[0], nn.Module), "a coupling must be an nn.Module"
     return [("finite value and gradient", lambda: check_coupling_value_and_gradient(name, options)),
-            ("no valid pixel: finite", lambda: check_coupling_unlabelled(name, options)),
+            ("no valid pixel gives a finite value", lambda: check_coupling_unlabelled(name, options)),
             ("deterministic", lambda: check_coupling_deterministic(name, options))]

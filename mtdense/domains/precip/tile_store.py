@@ -49,6 +49,17 @@ class PrecipTiles(Dataset):
 
     target_keys = ["rain_rate"]
 
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """A tiny SYNTHETIC tile store (4 scenes of 16×16 label cells) for ``mtdense.testing``."""
+        from mtdense.domains.precip.prepare import prepare_precip
+        from mtdense.domains.precip.synth import synth_precip
+
+        synth_precip(workdir, n_scenes=4, height=16, width=16, seed=1)
+        summary = prepare_precip(workdir / "ahi", workdir / "imerg", workdir / "tiles.h5", tile_size=8,
+                                 val_fraction=0.25, test_fraction=0.25, min_valid_fraction=0.0)
+        return {"path": summary["path"], "split": "train"}
+
     def __init__(self, path: str | Path, split: str = "train", bands: Sequence[str] | None = None,
                  normalize: bool = True, transform: Callable[[dict], dict] | None = None):
         self.path = Path(path)

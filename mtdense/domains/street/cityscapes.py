@@ -123,6 +123,14 @@ class Cityscapes(Dataset):
     channel_names = ["red", "green", "blue"]
     normalization = {"mean": (IMAGENET_MEAN * 255).tolist(), "std": (IMAGENET_STD * 255).tolist()}  # of 0–255 RGB
 
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """Two tiny synthetic street scenes in the Cityscapes layout (for ``mtdense.testing``)."""
+        from mtdense.domains.street.synth import synth_street
+
+        synth_street(workdir, n_train=2, n_val=0, height=16, width=32)
+        return {"root": str(workdir), "split": "train"}
+
     def __init__(
         self,
         root: str,
