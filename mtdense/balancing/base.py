@@ -93,10 +93,10 @@ class Balancer(nn.Module, abc.ABC):
         super().__init__()
         tasks = list(tasks)
         if not tasks:
-            raise ConfigError("balancer: no tasks to balance; define at least one task under 'tasks'")
+            raise ConfigError("no tasks to balance; define at least one task under 'tasks'")
         duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
         if duplicates:
-            raise ConfigError(f"balancer: task name(s) {duplicates} appear more than once; task names must be unique")
+            raise ConfigError(f"task name(s) {duplicates} appear more than once; task names must be unique")
         self.tasks = tasks
         #: weights of the most recent step, for logging (gradient methods set them in finalize)
         self.last_weights: dict[str, float] = dict.fromkeys(tasks, 1.0)

@@ -104,9 +104,9 @@ class WandbLogger(Logger):
                  entity: str | None = None, tags: list[str] | None = None):
         super().__init__(run_dir, config)
         if mode not in ("offline", "online", "disabled"):
-            raise ConfigError(f"logging.loggers.wandb.mode: {mode!r} is not one of offline, online, disabled")
+            raise ConfigError(f"{mode!r} is not one of offline, online, disabled", key="mode")
         if mode == "online" and not os.environ.get("WANDB_API_KEY"):
-            raise ConfigError("logging.loggers.wandb.mode: online needs WANDB_API_KEY set; use mode: offline and `wandb sync` later")
+            raise ConfigError("online needs WANDB_API_KEY set; use mode: offline and `wandb sync` later", key="mode")
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 

@@ -37,7 +37,7 @@ from mtdense.errors import ConfigError
 def pick_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ConfigError("trainer.device: cuda requested but no CUDA device is available; use auto or cpu")
+            raise ConfigError("cuda requested but no CUDA device is available; use auto or cpu", key="trainer.device")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cpu")
 
@@ -176,9 +176,9 @@ class Trainer:
         steps = min(steps, int(cap)) if cap else steps
         if steps == 0:
             raise ConfigError(
-                f"data.batch_size: {self.cfg.data.batch_size} × accumulate {self.cfg.trainer.accumulate} × "
-                f"{dist_utils.world_size()} process(es) exceeds the {len(self.exp.dataset('train'))} training samples"
-            )
+                f"{self.cfg.data.batch_size} × accumulate {self.cfg.trainer.accumulate} × "
+                f"{dist_utils.world_size()} process(es) exceeds the {len(self.exp.dataset('train'))} training samples",
+                key="data.batch_size")
         return steps
 
     def _start_loggers(self, total: int) -> None:
@@ -250,7 +250,8 @@ class Trainer:
     def _update_best(self, metrics: dict[str, float]) -> bool:
         key = self.cfg.trainer.monitor or "val/loss"
         if key not in metrics:
-            raise ConfigError(f"trainer.monitor: {key!r} is not among the evaluation results: {', '.join(sorted(metrics))}")
+            raise ConfigError(f"{key!r} is not among the evaluation results: {', '.join(sorted(metrics))}",
+                              key="trainer.monitor")
         value = metrics[key]
         better = self.best is None or (value < self.best if self.cfg.trainer.monitor_mode == "min" else value > self.best)
         if better and math.isfinite(value):

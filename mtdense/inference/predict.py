@@ -8,9 +8,8 @@ from typing import Iterable
 import h5py
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from mtdense.config import validate
+from mtdense.config import apply_overrides, validate
 from mtdense.engine.builder import Experiment, build_experiment, make_loader, predictions
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
 from mtdense.engine.evaluator import Evaluator, move_batch
@@ -23,7 +22,7 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
     ``overrides`` (dotlist) may point the data sections elsewhere, e.g. ``data.test.root=...``.
     """
     ckpt = read_checkpoint(path)
-    cfg = OmegaConf.merge(ckpt["config"], OmegaConf.from_dotlist(list(overrides)))
+    cfg = apply_overrides(ckpt["config"], overrides)
     cfg = validate(cfg, source=str(ckpt["folder"]))
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"])
     exp.model.load_state_dict(ckpt["weights"])

@@ -20,7 +20,7 @@ def make_norm(kind: str, channels: int) -> nn.Module:
         return nn.GroupNorm(groups, channels)
     if kind == "none":
         return nn.Identity()
-    raise ConfigError(f"norm: {kind!r} is not one of {', '.join(NORMS)}")
+    raise ConfigError(f"{kind!r} is not one of {', '.join(NORMS)}", key="norm")
 
 
 def make_activation(kind: str) -> nn.Module:
@@ -32,7 +32,7 @@ def make_activation(kind: str) -> nn.Module:
         return nn.GELU()
     if kind == "silu":
         return nn.SiLU(inplace=True)
-    raise ConfigError(f"activation: {kind!r} is not one of {', '.join(ACTIVATIONS)}")
+    raise ConfigError(f"{kind!r} is not one of {', '.join(ACTIVATIONS)}", key="activation")
 
 
 class ConvNormAct(nn.Sequential):

@@ -40,13 +40,13 @@ def check_choice(value: object, allowed: Iterable[object], key: str, module: str
     """Raise ConfigError if ``value`` is not one of ``allowed`` (names the option)."""
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ConfigError(f"{module}.{key}: {value!r} is not supported; choose one of {', '.join(map(repr, allowed))}")
+        raise ConfigError(f"{value!r} is not supported by {module}; choose one of {', '.join(map(repr, allowed))}", key=key)
 
 
 def check_positive_int(value: object, key: str, module: str) -> None:
     """Raise ConfigError unless ``value`` is an int >= 1 (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{module}.{key}: {value!r} must be a positive int")
+        raise ConfigError(f"{value!r} must be a positive int", key=key)
 
 
 def check_feats(feats: Mapping[str, torch.Tensor], channels: Mapping[str, int], module: str) -> None:

@@ -85,9 +85,8 @@ class CrossTaskReweighting(nn.Module):
         tasks = list(self.channels)
         if len(tasks) == 2 and normalisation == "softmax":
             raise ConfigError(
-                f"{NAME}.normalisation: 'softmax' over the single other task of a 2-task model is constantly 1 "
-                "(the attention would never train); use 'sigmoid' for 2 tasks"
-            )
+                "'softmax' over the single other task of a 2-task model is constantly 1 "
+                "(the attention would never train); use 'sigmoid' for 2 tasks", key="normalisation")
         self.normalisation = normalisation
         self.per_channel = per_channel
         self.residual = residual
