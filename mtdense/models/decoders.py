@@ -32,6 +32,8 @@ class UNetDecoder(nn.Module):
         skips = list(reversed(encoder_channels[:-1]))[: self.num_stages]
         if widths is None:
             widths = skips
+        if not isinstance(widths, (list, tuple)):
+            raise ConfigError(f"{widths!r} must be a list of channel widths, one per stage", key="widths")
         widths = list(widths)
         if len(widths) != self.num_stages:
             raise ConfigError(f"needs {self.num_stages} entries (one per stage), got {len(widths)}", key="widths")
