@@ -54,26 +54,10 @@ import copy
 from typing import Any, ClassVar, Mapping
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
+from mtdense.engine.distributed import mean_across_ranks
 from mtdense.errors import ConfigError
-
-
-def world_size() -> int:
-    """Number of DDP ranks, 1 when torch.distributed is not initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-def mean_across_ranks(tensor: Tensor) -> Tensor:
-    """Average ``tensor`` in place over the DDP ranks (one all_reduce); no-op on one rank."""
-    n = world_size()
-    if n > 1:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        tensor /= n
-    return tensor
 
 
 class Balancer(nn.Module, abc.ABC):

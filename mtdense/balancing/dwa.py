@@ -15,7 +15,8 @@ from typing import Mapping
 import torch
 from torch import Tensor
 
-from mtdense.balancing.base import WeightedLossBalancer, mean_across_ranks
+from mtdense.balancing.base import WeightedLossBalancer
+from mtdense.engine.distributed import mean_across_ranks
 from mtdense.registry import BALANCERS
 from mtdense.errors import ConfigError
 

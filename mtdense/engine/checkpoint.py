@@ -13,7 +13,6 @@ checkpoint behind a pointer.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from omegaconf import OmegaConf
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from mtdense.atomic_write import atomic_path, write_text
 from mtdense.errors import CheckpointError
 
 from mtdense import __version__
@@ -32,39 +32,20 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_pointer(path: Path, target: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(target + "\n")
-    os.replace(tmp, path)
+    write_text(path, target + "\n")
 
 
 def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor], config_yaml: str, spec: dict[str, Any],
                     trainer_state: dict[str, Any] | None) -> Path:
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
     metadata = {"format": FORMAT, "mtdense_version": __version__, "config": config_yaml, "spec": json.dumps(spec)}
-    save_file(tensors, str(tmp / MODEL_FILE), metadata=metadata)
-    if trainer_state is not None:
-        torch.save(trainer_state, tmp / STATE_FILE)
-    for f in tmp.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    _fsync_dir(folder.parent)
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        save_file(tensors, str(tmp / MODEL_FILE), metadata=metadata)
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / STATE_FILE)
     return folder
 
 

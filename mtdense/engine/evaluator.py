@@ -62,8 +62,7 @@ class Evaluator:
                 for m in metrics[name]:
                     m.update(preds[name], target, valid)
         totals = torch.tensor([n] + list(loss_sums.values()), dtype=torch.float64)
-        if dist_utils.is_distributed():
-            torch.distributed.all_reduce(totals)
+        dist_utils.sum_across_ranks(totals)
         n_all = max(1.0, float(totals[0]))
         result = {f"{split}/loss/{k}": float(v) / n_all for k, v in zip(loss_sums, totals[1:].tolist())}
         result[f"{split}/loss"] = sum(result.values())

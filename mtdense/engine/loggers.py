@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mtdense.atomic_write import atomic_path
 from mtdense.registry import LOGGERS
 from mtdense.errors import ConfigError
 
@@ -90,12 +91,10 @@ class CSVLogger(Logger):
     def log(self, metrics, step):
         self.rows.append({"step": step, **metrics})
         columns = list(dict.fromkeys(k for r in self.rows for k in r))
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.path, durable=False) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.path)
 
 
 @LOGGERS.register("wandb")

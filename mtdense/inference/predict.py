@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import torch
 
+from mtdense.atomic_write import atomic_path
 from mtdense.config import apply_overrides, validate
 from mtdense.engine.builder import Experiment, build_experiment, make_loader, predictions
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
@@ -48,9 +49,7 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
     evaluator = Evaluator(model, tasks, exp.couplings, device, exp.cfg.trainer.precision)
     ds = exp.dataset(split)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["checkpoint"] = str(resolve_checkpoint(path))
         f.attrs["split"] = split
         written = 0
@@ -67,5 +66,4 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
             ids += list(batch.get("meta", {}).get("id", [str(written + i) for i in range(len(batch["image"]))]))
             written += len(batch["image"])
         f.create_dataset("id", data=np.array(ids, dtype="S"))
-    tmp.replace(out)
     return out

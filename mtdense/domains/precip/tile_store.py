@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mtdense.registry import DATASETS
+from mtdense.config import SPLITS
 from mtdense.errors import ConfigError
-
-SPLITS = ("train", "val", "test")
+from mtdense.registry import DATASETS
 
 
 def _open(path: Path):

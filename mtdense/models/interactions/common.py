@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from mtdense.errors import ConfigError
+from mtdense.models.blocks import make_norm
 
 
 def check_channels(channels: Mapping[str, int], module: str) -> dict[str, int]:
@@ -75,18 +76,9 @@ def check_feats(feats: Mapping[str, torch.Tensor], channels: Mapping[str, int], 
             )
 
 
-def group_count(width: int, max_groups: int = 32) -> int:
-    """Largest divisor of ``width`` that is <= ``max_groups`` (GroupNorm default of Wu & He 2018)."""
-    return max(g for g in range(1, min(width, max_groups) + 1) if width % g == 0)
-
-
-def make_norm(kind: str, width: int) -> nn.Module:
-    """``"batch"`` -> BatchNorm2d, ``"group"`` -> GroupNorm, ``"none"`` -> Identity."""
-    if kind == "batch":
-        return nn.BatchNorm2d(width)
-    if kind == "group":
-        return nn.GroupNorm(group_count(width), width)
-    return nn.Identity()
+def norm_layer(kind: str, width: int) -> nn.Module:
+    """An interaction module's norm layer: ``make_norm`` with up to 32 groups (Wu & He 2018)."""
+    return make_norm(kind, width, max_groups=32)
 
 
 def projection(in_width: int, out_width: int) -> nn.Module:
