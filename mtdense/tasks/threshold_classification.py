@@ -22,7 +22,7 @@ class ThresholdClassificationTask(SegmentationTask):
                  metrics: list | None = None):
         thresholds = [float(t) for t in thresholds]
         if not thresholds or sorted(thresholds) != thresholds or len(set(thresholds)) != len(thresholds):
-            raise ConfigError(f"tasks.{name}.thresholds: need strictly increasing values, got {thresholds}")
+            raise ConfigError(f"need strictly increasing values, got {thresholds}", key="thresholds")
         names = [f"<{thresholds[0]:g}"] + [f">={t:g}" for t in thresholds]
         super().__init__(name, len(thresholds) + 1, target, loss, metrics, class_names=names)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32), persistent=False)
