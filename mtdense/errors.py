@@ -6,7 +6,8 @@
   called with (``ConfigError.under``), so a plugin never types its own location.
 - ``RegistryError``: an unknown plugin name or option (a ``ConfigError``).
 - ``CheckpointError``, ``DataError`` (a reader's file problem; always names the file),
-  ``TrainingError`` (e.g. a non-finite loss), ``ExportError``.
+  ``TrainingError`` (e.g. a non-finite loss), ``ExportError``, ``Interrupted`` (a clean stop on
+  a signal, after a checkpoint was written; the CLI exits with its ``exit_code``).
 
 ``check_keys`` is the one helper that rejects unknown keys of a mapping with a did-you-mean hint.
 """
@@ -67,16 +68,26 @@ class ExportError(MtdenseError):
     """A model cannot be exported in the requested format."""
 
 
+class Interrupted(MtdenseError):
+    """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint; ``exit_code`` is
+    128 + the signal number, as a shell reports a signalled process."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def closest(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_keys(section: Mapping, accepted: Iterable[str], what: str = "key") -> None:
-    """Reject the first key of ``section`` not in ``accepted``: a ``ConfigError`` keyed by it."""
+def check_keys(section: Mapping, accepted: Iterable[str], what: str = "key", under: str = "") -> None:
+    """Reject the first key of ``section`` not in ``accepted``: a ``ConfigError`` keyed by it
+    (with ``under`` in front, for callers that are not built through ``Registry.build``)."""
     accepted = list(accepted)
     for key in section:
         if key not in accepted:
             raise ConfigError(f"unknown {what}{closest(key, accepted)}; accepted: {', '.join(map(str, accepted))}",
-                              key=str(key))
+                              key=f"{under}.{key}" if under else str(key))

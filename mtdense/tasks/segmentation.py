@@ -12,6 +12,9 @@ from mtdense.tasks.base import Task
 
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
+    """Per-pixel classes: ``num_classes`` logits, loss on valid pixels (default cross-entropy),
+    prediction = argmax, probabilities = softmax; ``class_names`` label per-class metrics."""
+
     conformance_kwargs = {"num_classes": 3}
 
     def __init__(self, name: str, num_classes: int, target: str = "semantic",
