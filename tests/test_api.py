@@ -124,8 +124,10 @@ def test_old_checkpoint_without_normalization_loads_as_identity(run, tmp_path):
     with safe_open(str(old / MODEL_FILE), framework="pt") as f:
         meta = f.metadata()
     spec = json.loads(meta["spec"])
-    meta["spec"] = json.dumps({k: spec[k] for k in ("in_channels", "channel_names", "tasks")})  # format of spec v1
+    meta["spec"] = json.dumps({k: spec[k] for k in ("in_channels", "channel_names", "tasks")})  # spec v1
+    meta["format"] = "mtdense-checkpoint/1"  # written before manifests and normalisation were stored
     save_file(load_file(str(old / MODEL_FILE)), str(old / MODEL_FILE), metadata=meta)
+    (old / "manifest.json").unlink()
     with pytest.warns(UserWarning, match="identity normalisation"):
         predictor = mtdense.load(old)
     assert predictor.normalization is None
