@@ -37,8 +37,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "min_lr_ratio": 0.0,
     "accumulate": 1,
     "grad_clip": None,
-    "precision": "fp32",  # fp32 | bf16 (torch.autocast; bf16 runs on CPU and CUDA)
-    "channels_last": False,
+    "precision": "auto",  # auto | fp32 | bf16 | fp16 (auto: bf16 autocast, fp16 + GradScaler on CUDA without bf16)
+    "channels_last": "auto",  # auto (on with autocast) | true | false
     "compile": False,
     "deterministic": True,
     "out_dir": "runs/${meta.name}",
@@ -56,7 +56,8 @@ DATA_DEFAULTS: dict[str, Any] = {"batch_size": 8, "num_workers": 0, "eval_batch_
 ALLOWED_VALUES = {
     "trainer.optimizer": ("adamw", "sgd"),
     "trainer.schedule": ("cosine", "poly", "constant"),
-    "trainer.precision": ("fp32", "bf16"),
+    "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
+    "trainer.channels_last": ("auto", True, False),
     "trainer.device": ("auto", "cpu", "cuda"),
     "trainer.monitor_mode": ("min", "max"),
 }

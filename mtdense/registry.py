@@ -297,7 +297,7 @@ BALANCERS = Registry("balancer", [f"mtdense.balancing.{m}" for m in (
     "fixed", "uncertainty", "dwa", "gradnorm", "rlw", "famo", "pcgrad", "cagrad", "imtl", "aligned_mtl")])
 METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation")])
 DATASETS = Registry("dataset", ["mtdense.data.synth_shapes"])
-LOGGERS = Registry("logger", ["mtdense.engine.loggers"])
+LOGGERS = Registry("logger", ["mtdense.engine.loggers", "mtdense.engine.console"])
 TEACHERS = Registry("teacher", ["mtdense.engine.teachers"])
 HOOKS = Registry("hook")
 TRANSFORMS = Registry("transform", ["mtdense.data.joint_transforms"])

@@ -22,6 +22,11 @@ from mtdense.errors import ConfigError
 TASKS = ["a", "b"]
 
 
+def floats(weights: dict) -> dict[str, float]:
+    """Balancer weights (0-dim tensors, kept on the device to avoid host syncs) as floats."""
+    return {k: float(v) for k, v in weights.items()}
+
+
 class TwoHead(nn.Module):
     """Tiny synthetic 2-task regression model: shared trunk, one linear head per task."""
 
@@ -59,7 +64,7 @@ def run_step(model, balancer, x, y, micro_batches=1):
         balancer.backward(mse_losses(model, part_x, part_y, 1.0 / micro_batches), shared_params(model))
     balancer.finalize(shared_params(model))
     grads = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
-    return grads, dict(balancer.last_weights)
+    return grads, floats(balancer.last_weights)
 
 
 def build(name, **options):
@@ -191,7 +196,7 @@ def combine(name, task_grads, **options):
     balancer = BALANCERS.build({"type": name, **options}, tasks=tasks)
     balancer.backward({t: g[i] @ theta for i, t in enumerate(tasks)}, [theta])
     balancer.finalize([theta])
-    return theta.grad, torch.tensor([balancer.last_weights[t] for t in tasks])
+    return theta.grad, torch.tensor([float(balancer.last_weights[t]) for t in tasks])
 
 
 def test_pcgrad_conflicting_2d_matches_hand_projection():
@@ -261,7 +266,7 @@ def test_famo_at_init_weights_log_losses_equally():
     # equal losses: FAMO's update is the mean of the task gradients
     p = nn.Parameter(torch.tensor([1.0, -2.0]))
     loss = (p**2).sum() + 1.0
-    assert build("famo").backward({"a": loss, "b": loss}, [p]) == pytest.approx({"a": 0.5, "b": 0.5})
+    assert floats(build("famo").backward({"a": loss, "b": loss}, [p])) == pytest.approx({"a": 0.5, "b": 0.5})
     torch.testing.assert_close(p.grad, 2 * p.detach())  # mean of the two identical gradients 2p
 
 
@@ -290,17 +295,17 @@ def test_dwa_reproduces_its_formula():
     ea, eb = math.exp(ra / 2), math.exp(rb / 2)
     expected = {"a": 2 * ea / (ea + eb), "b": 2 * eb / (ea + eb)}
     p.grad = None
-    assert dwa.backward({"a": p * 1.0, "b": p * 2.0}, [p]) == pytest.approx(expected)
+    assert floats(dwa.backward({"a": p * 1.0, "b": p * 2.0}, [p])) == pytest.approx(expected)
     assert float(p.grad) == pytest.approx(expected["a"] * 1.0 + expected["b"] * 2.0, rel=1e-6)
 
 
 def test_rlw_weights_are_a_softmax_draw_shared_by_a_step():
     rlw = build("rlw", seed=5)
     p = nn.Parameter(torch.ones(()))
-    first = rlw.backward({"a": p, "b": p}, [p])
-    assert rlw.backward({"a": p, "b": p}, [p]) == first  # second micro-batch, same step
+    first = floats(rlw.backward({"a": p, "b": p}, [p]))
+    assert floats(rlw.backward({"a": p, "b": p}, [p])) == first  # second micro-batch, same step
     rlw.finalize([p])
-    second = rlw.backward({"a": p, "b": p}, [p])
+    second = floats(rlw.backward({"a": p, "b": p}, [p]))
     assert sum(first.values()) == pytest.approx(1.0) and min(first.values()) > 0
     assert second != first
     z = torch.randn(2, generator=torch.Generator().manual_seed(5))

@@ -3,6 +3,8 @@ accumulated over the whole split (torchmetrics states, summed across DDP ranks).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -27,13 +29,14 @@ class Evaluator:
         return {k: v.float() for k, v in self.runtime.forward(self.net, image).items()}
 
     @torch.no_grad()
-    def run(self, loader, split: str) -> dict[str, float]:
+    def run(self, loader, split: str, progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+        """Metrics of the whole split; ``progress(done, total)`` is called after every batch."""
         was_training = self.net.training
         self.net.eval()
         metrics = {name: task.build_metrics().to(self.device) for name, task in self.tasks.items()}
         loss_sums: dict[str, torch.Tensor] = {}
         n = 0
-        for batch in loader:
+        for done, batch in enumerate(loader, 1):
             batch = self.runtime.batch(batch)
             out = self.outputs(batch["image"])
             bs = batch["image"].shape[0]
@@ -47,6 +50,8 @@ class Evaluator:
                 target, valid = task.target_from(batch)
                 for m in metrics[name]:
                     m.update(preds[name], target, valid)
+            if progress is not None:
+                progress(done, len(loader))
         totals = torch.stack([torch.tensor(float(n), dtype=torch.float64, device=self.device),
                               *[torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in loss_sums.values()]])
         if dist_utils.is_distributed():
