@@ -43,11 +43,12 @@ THRESHOLDS = (0.5, 2, 5, 10)
 PROTOCOL = {"scenes": 96, "size": 128, "tile": 64, "data_seed": 1234, "epochs": 15, "batch_size": 16}
 
 
-def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, batch: int) -> dict:
+def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, batch: int,
+                precision: str = "fp32") -> dict:
     run_dir = out / f"{config}_seed{seed}"
     overrides = [f"data.{s}.path={store}" for s in ("train", "val", "test")] + [
         f"trainer.out_dir={run_dir}", f"trainer.max_epochs={epochs}", f"data.batch_size={batch}", f"seed={seed}",
-        "logging.loggers=[{type: csv}]"]
+        f"trainer.precision={precision}", "logging.loggers=[{type: csv}]"]
     cfg = load_config(ROOT / "configs" / "precip" / f"{config}.yaml", overrides)
     resume = run_dir if (run_dir / "checkpoints" / "last").is_file() else None
     tic = time.perf_counter()

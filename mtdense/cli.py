@@ -15,6 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+
+from mtdense.strict_json import dumps
 
 
 def _run_config(resume: str) -> str:
@@ -45,7 +48,7 @@ def _train(args) -> int:
         config = _run_config(args.resume)
     cfg = load_config(config, overrides)
     metrics = Trainer(cfg).fit(resume=args.resume)
-    print(json.dumps(metrics, indent=1))
+    print(dumps(metrics, indent=1))
     return 0
 
 
@@ -53,7 +56,7 @@ def _evaluate(args) -> int:
     from mtdense.inference.predict import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.split, args.overrides)
-    text = json.dumps(metrics, indent=1)
+    text = dumps(metrics, indent=1)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
@@ -297,16 +300,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def user_message(exc: BaseException) -> str:
+    """One line for ``exc``. An error raised in a DataLoader worker arrives re-raised with the
+    worker's traceback in its message; the original message is the traceback's last line."""
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+    if "Original Traceback" not in text:
+        return " ".join(str(exc).split())
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    name, _, message = last.partition(": ")
+    return " ".join((message if message and name.replace(".", "").isidentifier() else last).split())
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as ``mtdense: warning: ...`` (the source line only with --debug)."""
+    print(f"mtdense: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from mtdense.errors import MtdenseError
+
+    if not args.debug:
+        warnings.showwarning = _one_line_warning
 
     try:
         return args.run(args)
     except (MtdenseError, OSError) as exc:
         if args.debug:
             raise
-        print(f"mtdense: error: {exc}", file=sys.stderr)
+        print(f"mtdense: error: {user_message(exc)}", file=sys.stderr)
         return 2
 
 

@@ -33,7 +33,7 @@ from mtdense.engine.evaluator import Evaluator
 from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
-from mtdense.errors import ConfigError, TrainingError
+from mtdense.errors import ConfigError, DataError, TrainingError
 from mtdense.registry import BALANCERS, BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
 
@@ -64,6 +64,7 @@ class Trainer:
                               "not support; use trainer.precision=bf16 or fp32", key="trainer.precision")
         self.balancer.grad_scaler = self.runtime.grad_scaler
         self._pending_finite: list[tuple] = []  # (step, loss names, device values + input finiteness, sample ids)
+        self._labelled = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)  # first epoch
         self.shared_params = self.model.shared_parameters()
         self.teachers = nn.ModuleDict({
             name: TEACHERS.build(plain(tc), f"teachers.{name}", student=self.model, tasks=self.tasks)
@@ -180,6 +181,16 @@ class Trainer:
                     f"Samples: {ids if ids is not None else 'unknown'}. The last good checkpoint is in {self.ckpt_dir}")
         return out
 
+    def _check_labelled(self) -> None:
+        """Every task had valid labels somewhere in the first epoch (else it trains on nothing)."""
+        counts = self._labelled.clone()
+        if dist_utils.is_distributed():
+            torch.distributed.all_reduce(counts)
+        empty = [f"{name!r} (target {t.target!r})" for (name, t), c in zip(self.tasks.items(), counts.tolist()) if c == 0]
+        if empty:
+            raise DataError(f"the training split has no valid label for task {', '.join(empty)} in the whole first "
+                            "epoch: every pixel is masked invalid; check the data's valid masks or remove the task")
+
     def train_step(self, micro_batches: list[dict[str, Any]]) -> dict[str, Any]:
         """One optimizer step over ``len(micro_batches)`` accumulated micro-batches.
 
@@ -200,6 +211,8 @@ class Trainer:
                 losses = self._losses(batch)
                 self.balancer.backward({k: v / n for k, v in losses.items()}, self.shared_params)
             self._record_finite(losses, batch)
+            if self.epoch == 0:  # valid label pixels per task, checked once after the first epoch
+                self._labelled += torch.stack([batch["valid"][t.target].sum() for t in self.tasks.values()])
             for k, v in losses.items():
                 logged[f"loss/{k}"] = logged.get(f"loss/{k}", 0.0) + v.detach().float() / n
         self.balancer.finalize(self.shared_params)
@@ -301,6 +314,7 @@ class Trainer:
             hook.on_fit_start(self)
         evaluator = self.evaluator()
         acc = int(t.accumulate)
+        from_scratch = self.global_step == 0
         last_metrics: dict[str, float] = {}
         try:
             while self.epoch < int(t.max_epochs):
@@ -320,6 +334,8 @@ class Trainer:
                         self.save()
                 del it, loader
                 self.epoch += 1
+                if self.epoch == 1 and from_scratch:
+                    self._check_labelled()
                 self.batch_in_epoch = 0
                 epoch_time = time.perf_counter() - tic
                 is_best = False

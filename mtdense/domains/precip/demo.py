@@ -7,7 +7,6 @@ Every step is the same code a user runs on real data (`mtdense data synth-precip
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from mtdense.domains.precip.synth import synth_precip
 from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.inference.predict import evaluate_checkpoint, predict_checkpoint
 from mtdense.engine.trainer import Trainer
+from mtdense.strict_json import dumps
 
 THRESHOLDS = (0.5, 2.0, 5.0, 10.0)
 
@@ -140,5 +140,5 @@ def run_precip_demo(out: str | Path = "demo_output/precip", scenes: int = 96, si
     ]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
-    (out / "test_metrics.json").write_text(json.dumps({"mtcf": test, "gpi": gpi}, indent=1))
+    (out / "test_metrics.json").write_text(dumps({"mtcf": test, "gpi": gpi}, indent=1))
     return report
