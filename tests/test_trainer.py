@@ -139,3 +139,17 @@ def test_registry_list_shows_every_kind(capsys):
     for kind in ("backbone", "decoder", "head", "interaction", "task", "loss", "coupling", "balancer",
                  "metric", "dataset", "logger"):
         assert f"\n{kind}: " in "\n" + out
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o007])
+def test_checkpoint_files_follow_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        folder = Trainer(from_dict(tiny_config(tmp_path / "run"))).save()
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "trainer_state.pt"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask, name

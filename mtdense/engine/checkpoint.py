@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from mtdense.engine.file_modes import apply_umask
 from mtdense.errors import CheckpointError
 
 from mtdense import __version__
@@ -56,6 +57,7 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor], config_y
     tensors = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
     metadata = {"format": FORMAT, "mtdense_version": __version__, "config": config_yaml, "spec": json.dumps(spec)}
     save_file(tensors, str(tmp / MODEL_FILE), metadata=metadata)
+    apply_umask(tmp / MODEL_FILE)  # safetensors creates 0600 files
     if trainer_state is not None:
         torch.save(trainer_state, tmp / STATE_FILE)
     for f in tmp.iterdir():
