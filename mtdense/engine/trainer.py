@@ -163,7 +163,7 @@ class Trainer:
         pending, self._pending_finite = self._pending_finite, []
         parts = [torch.stack([extra[k].detach().double().reshape(()) for k in tensors])] if tensors else []
         parts += [row.double() for *_, row, _ in pending]
-        host = torch.cat(parts).cpu().tolist() if parts else []
+        host = torch.cat(parts).tolist() if parts else []  # the one host synchronisation
         out = {k: (host[tensors.index(k)] if k in tensors else v) for k, v in extra.items()}
         offset = len(tensors)
         for step, names, row, ids in pending:
