@@ -12,7 +12,6 @@ writes benchmarks/results/precision.md and precision.json; resumable (finished r
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import statistics
@@ -23,7 +22,7 @@ import torch
 from scipy import stats as scipy_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from precip import run_variant  # noqa: E402  (the precipitation benchmark's training protocol)
+from precip import run_variant, write_results  # noqa: E402  (the precipitation benchmark's training protocol)
 
 from mtdense.bench.results import ResultsFile  # noqa: E402
 from mtdense.domains.precip.prepare import prepare_precip  # noqa: E402
@@ -107,11 +106,7 @@ def main() -> None:
         f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}; the 2-core machine was shared with "
         "other jobs while these ran (modes interleaved per seed).",
     ]
-    res = Path(args.results)
-    res.parent.mkdir(parents=True, exist_ok=True)
-    res.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    res.with_suffix(".json").write_text(json.dumps(summary, indent=1))
-    print("\n".join(lines))
+    write_results(Path(args.results), lines, summary)
 
 
 if __name__ == "__main__":
