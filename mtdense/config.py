@@ -45,8 +45,9 @@ TRAINER_OPTIONS: dict[str, Option] = {
     "min_lr_ratio": Option(0.0, "float", minimum=0, maximum=1),
     "accumulate": Option(1, "int", minimum=1),
     "grad_clip": Option(None, "float", above=0, nullable=True, hint="null turns clipping off"),
-    "precision": Option("fp32", "str", choices=("fp32", "bf16")),  # torch.autocast; bf16 runs on CPU and CUDA
-    "channels_last": Option(False, "bool"),
+    # auto: bf16 autocast (+ channels_last) where supported, fp16 + GradScaler on CUDA without bf16
+    "precision": Option("auto", "str", choices=("auto", "fp32", "bf16", "fp16")),
+    "channels_last": Option("auto", "choice", choices=("auto", True, False)),  # auto: on with autocast
     "compile": Option(False, "bool"),
     "deterministic": Option(True, "bool"),
     "out_dir": Option("runs/${meta.name}", "str"),

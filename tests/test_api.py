@@ -86,7 +86,7 @@ def test_postprocessing_of_gated_rain_rate_and_threshold_classes():
                                   "target_transform": "log1p", "gate": {"task": "rain_class", "threshold": 0.4}},
                                  name="rain_rate")})
     classes = tasks["rain_class"].postprocessing()
-    assert classes["thresholds"] == [0.1, 2.0] and classes["class_names"] == ["<0.1", ">=0.1", ">=2"]
+    assert classes["thresholds"] == [0.1, 2.0] and classes["class_names"] == ["below_0.1", "0.1-2", "2_plus"]
     assert classes["type"] == "threshold_classification" and classes["out_channels"] == 3
     assert tasks["rain_rate"].postprocessing()["rule"] == "min(expm1(relu(raw)), 300) * 1[P(rain_class class >= 1) >= 0.4]"
 

@@ -29,9 +29,11 @@ from mtdense.testing.fixtures import sample_batch, standard_tasks
 
 
 def _equal(a, b) -> bool:
-    """Nested equality of samples (tensors compared exactly)."""
+    """Nested equality of samples (tensors compared exactly; NaN equals NaN in the same place)."""
     if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+        if not (isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype):
+            return False
+        return torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
