@@ -28,14 +28,14 @@ from mtdense.registry import BATCH_TRANSFORMS, DATASETS, TRANSFORMS
 from mtdense.testing.fixtures import sample_batch, standard_tasks
 
 
-def _equal(a, b) -> bool:
+def equal(a, b) -> bool:
     """Nested equality of samples (tensors compared exactly)."""
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
     if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+        return isinstance(b, dict) and a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
     return a == b
 
 
@@ -86,8 +86,8 @@ def check_dataset_normalization(ds) -> None:
 
 
 def check_dataset_repeatable_and_picklable(ds) -> None:
-    assert _equal(ds[0], ds[0]), "ds[0] differs between two reads"
-    assert _equal(pickle.loads(pickle.dumps(ds))[0], ds[0]), "a pickled copy (DataLoader worker) gives another ds[0]"
+    assert equal(ds[0], ds[0]), "ds[0] differs between two reads"
+    assert equal(pickle.loads(pickle.dumps(ds))[0], ds[0]), "a pickled copy (DataLoader worker) gives another ds[0]"
     batch = default_collate([ds[0], ds[min(1, len(ds) - 1)]])
     check_sample(batch, len(ds.channel_names), ds.target_keys, batched=True)
 
@@ -120,7 +120,7 @@ def check_transform(name: str, options: dict) -> None:
     sample = _shapes_sample()
     before = copy.deepcopy(sample)
     out = transform(sample)
-    assert _equal(sample, before), "the transform modified its input sample in place"
+    assert equal(sample, before), "the transform modified its input sample in place"
     check_sample(out, channels=3, target_keys=["semantic", "height"])
     for key in sample["targets"]:
         assert out["targets"][key].dtype == sample["targets"][key].dtype, f"targets[{key!r}] changed dtype"
@@ -132,7 +132,7 @@ def check_transform_reproducible(name: str, options: dict) -> None:
         transform = TRANSFORMS.build({"type": name, **options}, "data.train.transform")
         torch.manual_seed(3)
         outs.append(transform(_shapes_sample()))
-    assert _equal(*outs), "same torch seed, different results"
+    assert equal(*outs), "same torch seed, different results"
 
 
 def transform_checks(name: str, options: dict, workdir) -> list:
@@ -167,7 +167,7 @@ def check_batch_transform_rng(name: str, options: dict) -> None:
     a = bt(copy.deepcopy(batch), torch.Generator().manual_seed(1))
     assert torch.equal(state, torch.random.get_rng_state()), "torch's global RNG was used; draw from `generator`"
     b = bt(copy.deepcopy(batch), torch.Generator().manual_seed(1))
-    assert _equal(a, b), "the same generator seed gave different results"
+    assert equal(a, b), "the same generator seed gave different results"
 
 
 def batch_transform_checks(name: str, options: dict, workdir) -> list:
