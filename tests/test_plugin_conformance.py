@@ -22,7 +22,8 @@ PLUGIN = textwrap.dedent('''
     from torch import nn
     from torch.utils.data import Dataset
     from mtdense.engine.hooks import Hook
-    from mtdense.registry import BATCH_TRANSFORMS, DATASETS, HOOKS, LOSSES
+    from torchmetrics import Metric
+    from mtdense.registry import BATCH_TRANSFORMS, DATASETS, HOOKS, LOSSES, METRICS
 
     @LOSSES.register("kit_abs")
     class MaskedAbs(nn.Module):
@@ -47,6 +48,22 @@ PLUGIN = textwrap.dedent('''
         def __getitem__(self, i):   # deliberately broken: int64 image, no `normalization` attribute
             return {"image": torch.zeros(2, 4, 4, dtype=torch.int64), "targets": {"mask": torch.zeros(4, 4)},
                     "valid": {"mask": torch.ones(4, 4, dtype=torch.bool)}, "meta": {}}
+
+    @METRICS.register("kit_binary_iou")
+    class BinaryIoU(Metric):
+        conformance_kwargs = {"num_classes": 2}   # the kit's runtime num_classes for a binary-only metric
+        def __init__(self, num_classes):
+            super().__init__()
+            if num_classes != 2:
+                raise ValueError(f"binary masks only, got {num_classes} classes")
+            self.add_state("inter", torch.zeros(()), dist_reduce_fx="sum")
+            self.add_state("union", torch.zeros(()), dist_reduce_fx="sum")
+        def update(self, pred, target, valid):
+            p, t = (pred == 1) & valid, (target == 1) & valid
+            self.inter += (p & t).sum()
+            self.union += (p | t).sum()
+        def compute(self):
+            return {"iou": self.inter / self.union}
 
     @HOOKS.register("kit_counter")
     class StepCounter(Hook):
@@ -79,7 +96,7 @@ PLUGIN = textwrap.dedent('''
 
 
 KIT_PLUGINS = [("loss", "kit_abs"), ("loss", "kit_mean_everywhere"), ("dataset", "kit_int_images"),
-               ("hook", "kit_counter"), ("batch_transform", "kit_flip"), ("batch_transform", "kit_global_rng_flip")]
+               ("hook", "kit_counter"), ("metric", "kit_binary_iou"), ("batch_transform", "kit_flip"), ("batch_transform", "kit_global_rng_flip")]
 
 
 @pytest.fixture
@@ -113,6 +130,7 @@ def test_kit_passes_a_good_plugin_and_names_what_a_broken_one_breaks(third_party
     assert "sample contract: image must be a float32 C×H×W tensor, got torch.int64" in failures
     assert "normalization: set normalization = None" in failures
     assert check_plugin("hook", "kit_counter") == ["methods in trainer order, state round trip"]
+    assert len(check_plugin("metric", "kit_binary_iou")) == 5  # built with num_classes=2 from conformance_kwargs
     assert len(check_plugin("batch_transform", "kit_flip")) == 2
     with pytest.raises(ConformanceError, match="randomness only from the generator: torch's global RNG was used"):
         check_plugin("batch_transform", "kit_global_rng_flip")
@@ -140,5 +158,6 @@ def test_pytest_pyargs_runs_the_kit_on_installed_plugins(third_party, monkeypatc
                              "test_plugin_conforms[loss-kit_mean_everywhere]": "failed",
                              "test_plugin_conforms[dataset-kit_int_images]": "failed",
                              "test_plugin_conforms[hook-kit_counter]": "passed",
+                             "test_plugin_conforms[metric-kit_binary_iou]": "passed",
                              "test_plugin_conforms[batch_transform-kit_flip]": "passed",
                              "test_plugin_conforms[batch_transform-kit_global_rng_flip]": "failed"}
