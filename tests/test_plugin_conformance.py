@@ -161,3 +161,14 @@ def test_pytest_pyargs_runs_the_kit_on_installed_plugins(third_party, monkeypatc
                              "test_plugin_conforms[metric-kit_binary_iou]": "passed",
                              "test_plugin_conforms[batch_transform-kit_flip]": "passed",
                              "test_plugin_conforms[batch_transform-kit_global_rng_flip]": "failed"}
+
+
+def test_unknown_kind_or_name_is_a_registry_error_not_a_conformance_failure():
+    from mtdense.errors import RegistryError
+
+    assert check_plugin("losses", "l1") == ["finite value and gradient", "invalid pixels are ignored",
+                                            "no valid pixel gives 0", "correct beats wrong"]  # plural kind accepted
+    with pytest.raises(RegistryError, match="unknown plugin kind 'los'.*did you mean 'loss'"):
+        check_plugin("los", "l1")
+    with pytest.raises(RegistryError, match="unknown loss 'l2'"):
+        check_plugin("loss", "l2")
