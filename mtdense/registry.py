@@ -325,3 +325,14 @@ ALL_REGISTRIES: dict[str, Registry] = {
     for r in (BACKBONES, DECODERS, HEADS, INTERACTIONS, TASKS, LOSSES, COUPLINGS, BALANCERS, METRICS, DATASETS, LOGGERS,
               TEACHERS, HOOKS, TRANSFORMS, BATCH_TRANSFORMS)
 }
+
+
+def registry_of(kind: str) -> Registry:
+    """The registry of ``kind``, singular or plural ("loss", "losses"); a RegistryError with a
+    did-you-mean hint for an unknown kind."""
+    plural = {k + ("es" if k.endswith("s") else "s"): k for k in ALL_REGISTRIES}
+    singular = plural.get(kind, kind)
+    if singular not in ALL_REGISTRIES:
+        raise RegistryError(f"unknown plugin kind {kind!r}{closest(kind, [*ALL_REGISTRIES, *plural])}; "
+                            f"kinds: {', '.join(ALL_REGISTRIES)}")
+    return ALL_REGISTRIES[singular]
