@@ -152,3 +152,23 @@ def test_plugin_scalar_options_are_type_checked():
     with pytest.raises(ConfigError, match=r"^tasks.a.loss.gamma: must be a finite number, got True$"):
         LOSSES.build({"type": "focal", "gamma": True}, "tasks.a.loss")
     assert LOSSES.build({"type": "focal", "gamma": 2}, "tasks.a.loss").gamma == 2  # an int is a number
+
+
+def test_plugin_without_its_own_init_rejects_unknown_options():
+    from torch import nn
+
+    from mtdense.registry import Registry
+
+    reg = Registry("head")
+
+    @reg.register("bare")
+    class Bare(nn.Module):  # nn.Module.__init__(self, *args, **kwargs) is inherited
+        pass
+
+    @reg.register("plain")
+    class Plain:  # object.__init__ accepts nothing
+        pass
+
+    for name in ("bare", "plain"):
+        with pytest.raises(ConfigError, match=rf"^model.head.widht: unknown option for head '{name}'"):
+            reg.build({"type": name, "widht": 3}, "model.head")
