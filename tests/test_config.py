@@ -172,3 +172,24 @@ def test_plugin_without_its_own_init_rejects_unknown_options():
     for name in ("bare", "plain"):
         with pytest.raises(ConfigError, match=rf"^model.head.widht: unknown option for head '{name}'"):
             reg.build({"type": name, "widht": 3}, "model.head")
+
+
+@pytest.mark.slow
+def test_a_saved_run_evaluates_from_any_directory(tiny_domain_data, tmp_path, monkeypatch):
+    import shutil
+
+    from mtdense.cli import main
+    from mtdense.engine.trainer import Trainer
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(tiny_domain_data["precip_store"], project / "data" / "tiles.h5")
+    monkeypatch.chdir(project)  # the config names the store relative to the project folder
+    cfg = load_config("precip/single_estimation.yaml",
+                      [f"data.{s}.path=data/tiles.h5" for s in ("train", "val", "test")] +
+                      ["trainer.max_epochs=1", "trainer.max_steps_per_epoch=1", "data.batch_size=2",
+                       "logging.loggers=[]", "trainer.out_dir=runs/r"])
+    Trainer(cfg).fit()
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", str(project / "runs" / "r"), "--split", "test"]) == 0
