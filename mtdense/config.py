@@ -204,7 +204,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> DictConfig:
     cfg.setdefault("meta", {})
     cfg.meta.setdefault("name", path.stem)
     cfg.meta.setdefault("config_path", str(path))
-    cfg = validate(cfg, source=str(path))
+    cfg = validate(cfg)
     resolve_data_paths(cfg)
     return cfg
 
@@ -214,7 +214,7 @@ def from_dict(data: Mapping[str, Any]) -> DictConfig:
     cfg = OmegaConf.create(dict(data))
     cfg.setdefault("meta", {})
     cfg.meta.setdefault("name", "experiment")
-    cfg = validate(cfg, source="<dict>")
+    cfg = validate(cfg)
     resolve_data_paths(cfg)
     return cfg
 
@@ -234,10 +234,18 @@ def _value(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"cannot resolve: {exc}".replace("\n", " "), key=key) from exc
 
 
-def validate(cfg: DictConfig, source: str = "<config>") -> DictConfig:
-    """Fill engine defaults and check the fixed structure, types and ranges, naming key paths.
+def validate(cfg: DictConfig, where: str | None = None) -> DictConfig:
+    """Fill engine defaults and check the fixed structure, types and ranges, naming key paths;
+    ``where`` (e.g. a bench grid's variant) is added to an error as ``(in …)``."""
+    try:
+        return _validate(cfg)
+    except ConfigError as exc:
+        if where is None:
+            raise
+        raise type(exc)(f"{exc.message} (in {where})", key=exc.key) from None
 
-    ``source`` is kept for callers that name where a config came from; errors name the key."""
+
+def _validate(cfg: DictConfig) -> DictConfig:
     for key in cfg:
         if key not in SECTIONS:
             raise ConfigError(f"unknown top-level section{closest(key, SECTIONS)}; accepted: {', '.join(SECTIONS)}",

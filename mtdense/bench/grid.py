@@ -151,7 +151,7 @@ class Grid:
                 apply_overrides(cfg, {axis.key: value}, f"{self.path}: axes.{axis.key}.{label}")
             label = "+".join(lbl for lbl, _ in combo) or "default"
             labels = {axis.key: lbl for axis, (lbl, _) in zip(self.axes, combo)}
-            variants.append((label, validate(cfg, source=f"{where} variant {label}"), labels))
+            variants.append((label, validate(cfg, where=f"{where} variant {label}"), labels))
         task_names = list(common.tasks)
         for task in list(pair.per_task) + list(pair.per_metric):
             if task not in task_names:
@@ -165,7 +165,7 @@ class Grid:
                 bcfg = copy.deepcopy(cfg)
                 apply_overrides(bcfg, b.overrides, f"{where}.baselines.{b.name}.overrides")
                 bcfg = single_task_config(bcfg, b.tasks, f"{where}.baselines.{b.name}")
-                bcfg = validate(bcfg, source=f"{where}.baselines.{b.name}")
+                bcfg = validate(bcfg, where=f"{where}.baselines.{b.name}")
                 key = (b.name, fingerprint(bcfg))
                 if key not in baseline_runs:
                     baseline_runs[key] = Run(pair.name, f"{BASELINE_PREFIX}{b.name}", 0, "baseline", bcfg,

@@ -24,7 +24,7 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
     """
     ckpt = read_checkpoint(path)
     cfg = apply_overrides(ckpt["config"], overrides)
-    cfg = validate(cfg, source=str(ckpt["folder"]))
+    cfg = validate(cfg, where=f"checkpoint {ckpt['folder']}")
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"])
     exp.model.load_state_dict(ckpt["weights"])
     exp.model.eval()
