@@ -26,7 +26,7 @@ from mtdense.options import Option
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """The shipped experiment configs (package data; ``configs/`` in a clone points here)."""
 
-SECTIONS = ("data", "model", "tasks", "couplings", "balancer", "trainer", "logging", "seed", "meta")
+SECTIONS = ("data", "model", "tasks", "couplings", "balancer", "teachers", "hooks", "trainer", "logging", "seed", "meta")
 SPLITS = ("train", "val", "test")
 """The dataset splits a ``data:`` section may hold, in the order a run uses them."""
 
@@ -58,11 +58,14 @@ TRAINER_OPTIONS: dict[str, Option] = {
     "device": Option("auto", "str", choices=("auto", "cpu", "cuda")),
     "log_every_steps": Option(10, "int", minimum=1),
     "max_steps_per_epoch": Option(None, "int", minimum=1, nullable=True, hint="null runs whole epochs"),
+    "ddp_timeout_minutes": Option(10.0, "float", above=0),  # how long DDP collectives wait for a stalled rank
+    "eval_model": Option("student", "str"),  # student | teacher:<name> (a teacher of the ``teachers`` section)
 }
 DATA_OPTIONS: dict[str, Option] = {
     "batch_size": Option(8, "int", minimum=1),
     "num_workers": Option(0, "int", minimum=0),
     "eval_batch_size": Option(None, "int", minimum=1, nullable=True),
+    "batch_transforms": Option([], "list"),
 }
 SEED = Option(0, "int", minimum=0)
 TRAINER_DEFAULTS = {k: o.default for k, o in TRAINER_OPTIONS.items()}
@@ -257,6 +260,8 @@ def _validate(cfg: DictConfig) -> DictConfig:
     SEED.check(_value(cfg, "seed"), "seed")
     cfg.setdefault("couplings", [])
     cfg.setdefault("balancer", {"type": "fixed"})
+    cfg.setdefault("teachers", {})
+    cfg.setdefault("hooks", [])
     cfg.setdefault("logging", {"loggers": [{"type": "console"}, {"type": "csv"}]})
     if cfg.get("trainer") is None:
         cfg.trainer = {}
@@ -277,6 +282,20 @@ def _validate(cfg: DictConfig) -> DictConfig:
         if not isinstance(task, DictConfig) or "type" not in task:
             raise ConfigError("needs a 'type' (see `mtdense registry list task`)", key=f"tasks.{name}")
     return cfg
+
+
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(key, old value, new value)`` for every leaf that differs between two plain configs
+    (``meta`` is ignored: it records where a config came from, not what runs)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in list(old) + [k for k in new if k not in old]:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if path == "meta":
+                continue
+            out += config_changes(old.get(key), new.get(key), path)
+        return out
+    return [] if old == new else [(prefix, old, new)]
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -19,7 +19,7 @@ SCALAR_KINDS = ("int", "float", "bool", "str")
 
 
 def type_problem(value: Any, kind: str, nullable: bool = False) -> str | None:
-    """Why ``value`` is not of ``kind`` (``int``/``float``/``bool``/``str``), or ``None`` if it is."""
+    """Why ``value`` is not of ``kind`` (``int``/``float``/``bool``/``str``/``list``), or ``None``."""
     if value is None:
         return None if nullable else f"must be {_NAMES[kind]}, got null"
     if kind == "bool":
@@ -28,12 +28,14 @@ def type_problem(value: Any, kind: str, nullable: bool = False) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif kind == "list":
+        ok = isinstance(value, Sequence) and not isinstance(value, str)
     else:
         ok = isinstance(value, str)
     return None if ok else f"must be {_NAMES[kind]}, got {value!r}"
 
 
-_NAMES = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "text"}
+_NAMES = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "text", "list": "a list"}
 
 
 def annotation_kind(annotation: Any) -> tuple[str, bool] | None:

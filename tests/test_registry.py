@@ -71,8 +71,9 @@ loaded = sorted(m for m in sys.modules if m.startswith("mtdense.") and m not in 
 assert not loaded, f"importing the registry imported plugin modules: {loaded}"
 expected = {"backbone": "unet_encoder", "decoder": "unet", "head": "conv", "interaction": "cbim",
             "task": "segmentation", "loss": "focal", "coupling": "class_estimate_consistency", "balancer": "dwa",
-            "metric": "precipitation", "dataset": "precip_tiles", "logger": "csv"}
-assert set(expected) == set(ALL_REGISTRIES), sorted(ALL_REGISTRIES)
+            "metric": "precipitation", "dataset": "precip_tiles", "logger": "csv", "teacher": "ema",
+            "transform": "random_scale_crop_flip"}
+assert set(expected) | {"hook", "batch_transform"} == set(ALL_REGISTRIES), sorted(ALL_REGISTRIES)
 for kind, name in expected.items():
     assert name in ALL_REGISTRIES[kind].names(), (kind, name)
 assert "mtdense.domains.precip.tile_store" in sys.modules  # found through the domain's plugin module

@@ -1,17 +1,22 @@
 """One ``Trainer`` for single-process and torchrun/DDP training.
 
-A step: forward under ``torch.autocast`` (bf16 on CPU when asked) → per-task losses on valid
-pixels + coupling losses → ``balancer.backward`` (which owns how losses or per-task gradients
-are combined) for each of ``accumulate`` micro-batches → ``balancer.finalize`` → clipping →
-optimizer and schedule step. The trainer has no method-specific branches: balancers that
-combine per-task gradients say ``reduces_gradients`` and do their own single reduction.
+A step, for each of ``accumulate`` micro-batches: teachers predict (``batch["teacher"]``) →
+batch transforms (seeded by run seed, step and micro-batch, so exact on resume) → hooks'
+``before_forward`` → forward (``Runtime``: device, autocast, memory format) → hooks'
+``before_loss`` → per-task losses on valid pixels + coupling losses → ``balancer.backward``
+(which owns how losses or per-task gradients are combined); then ``balancer.finalize`` →
+clipping → optimizer and schedule step → hooks' ``after_optimizer_step`` (e.g. EMA teachers).
+The trainer has no method-specific branches: balancers that combine per-task gradients say
+``reduces_gradients`` and do their own single reduction; teachers, batch transforms and hooks
+are plugins (``mtdense.engine.hooks``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,42 +27,51 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from mtdense.errors import TrainingError
-from mtdense.config import plain, to_yaml
+from mtdense.config import config_changes, plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
-from mtdense.engine.checkpoint import prune_checkpoints, read_checkpoint, save_checkpoint, write_pointer
-from mtdense.engine.evaluator import Evaluator, move_batch, precision_context
+from mtdense.engine.checkpoint import (clean_temporary, complete_checkpoints, prune_checkpoints, read_checkpoint,
+                                       read_trainer_state, resume_checkpoint, save_checkpoint, write_pointer)
+from mtdense.engine.evaluator import Evaluator
+from mtdense.engine.run_lock import RunLock
+from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
-from mtdense.registry import BALANCERS, LOGGERS
-from mtdense.errors import ConfigError
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("cuda requested but no CUDA device is available; use auto or cpu", key="trainer.device")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+from mtdense.engine.stop_signals import StopOnSignal
+from mtdense.errors import CheckpointError, ConfigError, Interrupted, TrainingError
+from mtdense.registry import BALANCERS, BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
 
 class Trainer:
+    """Trains an experiment from its config: ``Trainer(cfg).fit(resume=None)`` → last validation metrics.
+
+    Everything is built in ``__init__`` (experiment, optimizer, LR schedule, balancer, teachers,
+    batch transforms, hooks), so ``train_step`` works before ``fit``. Checkpoints (weights,
+    config, spec, trainer state incl. balancer, teacher and hook state and RNG) go to
+    ``trainer.out_dir/checkpoints``; ``fit(resume=PATH)`` continues exactly.
+    """
+
     def __init__(self, cfg: DictConfig, experiment: Experiment | None = None):
         self.cfg = cfg
         t = cfg.trainer
-        self.device = pick_device(t.device)
-        self.distributed = dist_utils.init_distributed(self.device.type)
+        self.runtime = Runtime.from_trainer_config(t)
+        self.device = self.runtime.device
+        self.distributed = dist_utils.init_distributed(self.device.type, float(t.ddp_timeout_minutes))
         seed_everything(int(cfg.seed), t.deterministic)
         self.exp = experiment or build_experiment(cfg)
-        self.model = self.exp.model.to(self.device)
+        self.model = self.runtime.prepare_model(self.exp.model)
         self.tasks = self.exp.tasks.to(self.device)
         self.couplings = self.exp.couplings.to(self.device)
-        if t.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         objectives = list(self.tasks) + list(self.couplings)
         self.balancer = BALANCERS.build(plain(cfg.balancer), "balancer", tasks=objectives).to(self.device)
         self.shared_params = self.model.shared_parameters()
+        self.teachers = nn.ModuleDict({
+            name: TEACHERS.build(plain(tc), f"teachers.{name}", student=self.model, tasks=self.tasks)
+            for name, tc in (cfg.get("teachers") or {}).items()}).to(self.device)
+        self.batch_transforms = [BATCH_TRANSFORMS.build(plain(bt), f"data.batch_transforms.{i}", tasks=self.tasks)
+                                 for i, bt in enumerate(cfg.data.get("batch_transforms") or [])]
+        self.hooks = [HOOKS.build(plain(h), f"hooks.{i}", tasks=self.tasks) for i, h in enumerate(cfg.get("hooks") or [])]
+        self.eval_net = self._eval_net(str(t.eval_model))
         self.net: nn.Module = self.model
         if self.distributed:
             self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -65,27 +79,69 @@ class Trainer:
             self.net = torch.compile(self.net)
         # balancers with learnable state (uncertainty, GradNorm, FAMO) update it themselves in finalize
         self.optimizer = build_optimizer(t, list(self.model.parameters()))
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.scheduler = build_scheduler(t, self.optimizer, self.steps_per_epoch * int(t.max_epochs))
         self.run_dir = Path(t.out_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
         self.best: float | None = None
-        self.epoch_losses: dict[str, float] = {}  # running mean train losses of the current epoch
         self.loggers: list = []
+        self.saved_step: int | None = None  # the step of the newest checkpoint this process wrote
+        self.notes: list[str] = []  # what a resume or start-up did that the user should know
+
+    def _eval_net(self, choice: str) -> nn.Module | None:
+        """``student`` (None: evaluate what is trained) or ``teacher:<name>``."""
+        if choice == "student":
+            return None
+        name = choice.split(":", 1)[1] if choice.startswith("teacher:") else None
+        if name not in self.teachers:
+            raise ConfigError(f"{choice!r} is not 'student' or 'teacher:<name>' with a name of the teachers "
+                              f"section ({', '.join(self.teachers) or 'none configured'})", key="trainer.eval_model")
+        return self.teachers[name].net
+
+    @property
+    def step_hooks(self) -> list:
+        """Teachers first, then the configured hooks: the order their methods are called in."""
+        return [*self.teachers.values(), *self.hooks]
 
     # ---------------------------------------------------------------- data
     def _loader(self, split: str, shuffle: bool, epoch: int = 0, start_batch: int = 0) -> DataLoader:
         return make_loader(self.cfg, self.exp.dataset(split), split, shuffle, epoch, start_batch,
                            pin_memory=self.device.type == "cuda")
 
+    def _steps_per_epoch(self) -> int:
+        loader_batches = self._loader("train", shuffle=True).sampler.num_batches()
+        steps = loader_batches // int(self.cfg.trainer.accumulate)
+        cap = self.cfg.trainer.max_steps_per_epoch
+        steps = min(steps, int(cap)) if cap else steps
+        if steps == 0:
+            raise ConfigError(
+                f"{self.cfg.data.batch_size} × accumulate {self.cfg.trainer.accumulate} × "
+                f"{dist_utils.world_size()} process(es) exceeds the {len(self.exp.dataset('train'))} training samples",
+                key="data.batch_size")
+        return steps
+
     # ---------------------------------------------------------------- step
+    def _prepare_batch(self, batch: dict[str, Any], micro: int) -> dict[str, Any]:
+        """Device, teachers' predictions, batch transforms and hooks, in that order."""
+        batch = self.runtime.batch(batch)
+        if len(self.teachers):
+            with self.runtime.autocast():
+                batch["teacher"] = {name: t.predict(batch["image"]) for name, t in self.teachers.items()}
+        if self.batch_transforms:
+            generator = torch.Generator().manual_seed(hash((int(self.cfg.seed), self.global_step, micro)) % 2**63)
+            for bt in self.batch_transforms:
+                batch = bt(batch, generator)
+        for hook in self.hooks:
+            batch = hook.before_forward(batch, self.global_step)
+        return batch
+
     def _losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        image = batch["image"]
-        if self.cfg.trainer.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        with precision_context(self.cfg.trainer.precision, self.device):
-            outputs = self.net(image)
+        outputs = self.runtime.forward(self.net, batch["image"])
+        for hook in self.hooks:
+            hook.before_loss(batch, outputs)
         losses = {name: task.compute_loss(outputs[name], batch) for name, task in self.tasks.items()}
         for name, coupling in self.couplings.items():
             losses[name] = coupling(outputs, batch)
@@ -112,7 +168,7 @@ class Trainer:
         n = len(micro_batches)
         logged: dict[str, float] = {}
         for i, batch in enumerate(micro_batches):
-            batch = move_batch(batch, self.device)
+            batch = self._prepare_batch(batch, i)
             # DDP reduces gradients during the last micro-batch's backward, unless the balancer
             # combines per-task gradients and does its own single reduction in finalize
             local = self.balancer.reduces_gradients or i < n - 1
@@ -132,6 +188,8 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
+        for hook in self.step_hooks:
+            hook.after_optimizer_step(self)
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
         return logged
 
@@ -139,48 +197,84 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "balancer": self.balancer.state_dict(), "global_step": self.global_step, "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "best": self.best, "epoch_losses": self.epoch_losses,
-                "rng": rng_state()}
+                "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": rng_state(),
+                "teachers": {name: t.state_dict() for name, t in self.teachers.items()},
+                "hooks": [h.state_dict() for h in self.hooks]}
 
     def save(self, is_best: bool = False) -> Path | None:
+        """Write a checkpoint (new folder → pointers switched → old ones pruned; never over an
+        existing folder); refused, with the previous checkpoints kept, if anything is non-finite."""
         if not dist_utils.is_main():
             return None
         name = f"step_{self.global_step:08d}"
         folder = save_checkpoint(self.ckpt_dir / name, self.model.state_dict(), to_yaml(self.cfg), self.exp.spec(), self.state())
-        write_pointer(self.ckpt_dir / "last", name)
-        protect = {name}
+        write_pointer(self.ckpt_dir / "last", folder.name)
         if is_best:
-            write_pointer(self.ckpt_dir / "best", name)
+            write_pointer(self.ckpt_dir / "best", folder.name)
+        self.saved_step = self.global_step
+        protect = {folder.name}
         best_ptr = self.ckpt_dir / "best"
         if best_ptr.is_file():
-            protect.add(best_ptr.read_text().strip())
+            protect.add(best_ptr.read_text(errors="replace").strip())
         prune_checkpoints(self.ckpt_dir, int(self.cfg.trainer.keep_checkpoints), protect)
         return folder
 
     def restore(self, path: str | Path) -> None:
-        ckpt = read_checkpoint(path, with_state=True)
-        self.model.load_state_dict(ckpt["weights"])
-        s = ckpt["state"]
+        """Continue exactly from ``path`` (a run folder falls back to its newest complete checkpoint
+        when ``last`` is dangling or corrupt). Config values that differ from the checkpoint's are
+        reported and applied (a new ``trainer.lr`` reaches the restored schedule); model changes
+        that make the weights unusable are named by config key."""
+        folder, note = resume_checkpoint(path)
+        if note:
+            self.notes.append(note)
+        ckpt = read_checkpoint(folder)
+        changed = config_changes(OmegaConf.to_container(ckpt["config"]), OmegaConf.to_container(self.cfg, resolve=True))
+        if changed:
+            self.notes.append("resume: config differs from the checkpoint's: " + "; ".join(
+                f"{k} {a!r} → {b!r}" for k, a, b in changed))
+        try:
+            self.model.load_state_dict(ckpt["weights"])
+        except RuntimeError:
+            model_keys = [k for k, _, _ in changed if k.startswith("model.")]
+            raise CheckpointError(
+                f"{folder}: its weights do not fit this model; changed model options: "
+                f"{', '.join(model_keys) or 'none (the model code changed)'} — resume with the checkpoint's model "
+                "config or start a new run") from None
+        s = read_trainer_state(folder)
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
+        self._apply_configured_lr()
         self.balancer.load_state_dict(s["balancer"])
         self.global_step, self.epoch, self.batch_in_epoch, self.best = s["global_step"], s["epoch"], s["batch_in_epoch"], s["best"]
-        self.epoch_losses = dict(s["epoch_losses"])
+        for name, teacher in self.teachers.items():
+            teacher.load_state_dict(s.get("teachers", {}).get(name, {}))
+        for hook, state in zip(self.hooks, s.get("hooks", [{}] * len(self.hooks))):
+            hook.load_state_dict(state)
         set_rng_state(s["rng"])
+        self.saved_step = self.global_step
+
+    def _apply_configured_lr(self) -> None:
+        """The restored schedule continues from its step, with the *configured* base lr."""
+        base = float(self.cfg.trainer.lr)
+        self.scheduler.base_lrs = [base] * len(self.optimizer.param_groups)
+        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = base * factor
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def _claim_run_dir(self, resume: str | Path | None, lock: RunLock) -> None:
+        """Lock the run folder, clean what interrupted saves left, refuse to mix two runs."""
+        lock.acquire()
+        if lock.note:
+            self.notes.append(lock.note)
+        for p in clean_temporary(self.ckpt_dir):
+            self.notes.append(f"removed {p} (left by an interrupted save)")
+        if resume is None and complete_checkpoints(self.ckpt_dir):
+            raise ConfigError(f"{self.run_dir} already holds the checkpoints of a run; continue it with "
+                              f"`mtdense train --resume {self.run_dir}` or choose a new trainer.out_dir",
+                              key="trainer.out_dir")
 
     # ---------------------------------------------------------------- fit
-    def steps_per_epoch(self) -> int:
-        loader_batches = self._loader("train", shuffle=True).sampler.num_batches()
-        steps = loader_batches // int(self.cfg.trainer.accumulate)
-        cap = self.cfg.trainer.max_steps_per_epoch
-        steps = min(steps, int(cap)) if cap else steps
-        if steps == 0:
-            raise ConfigError(
-                f"{self.cfg.data.batch_size} × accumulate {self.cfg.trainer.accumulate} × "
-                f"{dist_utils.world_size()} process(es) exceeds the {len(self.exp.dataset('train'))} training samples",
-                key="data.batch_size")
-        return steps
-
     def _start_loggers(self, total: int) -> None:
         if not dist_utils.is_main():
             return
@@ -194,18 +288,52 @@ class Trainer:
         for lg in self.loggers:
             lg.log(metrics, self.global_step)
 
+    def evaluator(self) -> Evaluator:
+        """Scores ``trainer.eval_model``: the student being trained, or one of the teachers."""
+        net = self.net if self.eval_net is None else self.eval_net
+        return Evaluator(net, self.tasks, self.couplings, self.runtime)
+
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
+        lock = RunLock(self.run_dir)
+        try:
+            if dist_utils.is_main():
+                self._claim_run_dir(resume, lock)
+            if resume is not None:
+                self.restore(resume)
+            if dist_utils.is_main():
+                (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
+                for note in self.notes:
+                    print(f"mtdense: note: {note}", file=sys.stderr)
+            with StopOnSignal() as stop:
+                return self._fit(stop)
+        except RuntimeError as exc:  # a collective that timed out: name the rank, not a C++ trace
+            if self.distributed and "timed out" in str(exc).lower():
+                raise TrainingError(f"rank {dist_utils.rank()}: a collective timed out after "
+                                    f"{self.cfg.trainer.ddp_timeout_minutes} min (trainer.ddp_timeout_minutes) — "
+                                    "another rank stalled or died; see its log") from exc
+            raise
+        finally:
+            lock.release()
+
+    def _stop_requested(self, stop: StopOnSignal) -> None:
+        """After a step: if any rank got SIGINT/SIGTERM, save and raise ``Interrupted``. Under DDP the
+        ranks agree at logging steps only (one all-reduce), so no extra host sync per step."""
+        if self.distributed and self.global_step % int(self.cfg.trainer.log_every_steps):
+            return
+        if not dist_utils.any_rank(stop.requested is not None, self.device):
+            return
+        folder = self.save() if self.saved_step != self.global_step else self.ckpt_dir / "last"
+        sig = stop.requested or signal.SIGTERM
+        raise Interrupted(f"stopped by {sig.name} after step {self.global_step}; checkpoint {folder}; "
+                          f"continue with: mtdense train --resume {self.run_dir}", exit_code=128 + int(sig))
+
+    def _fit(self, stop: StopOnSignal) -> dict[str, float]:
         t = self.cfg.trainer
-        per_epoch = self.steps_per_epoch()
-        total = per_epoch * int(t.max_epochs)
-        self.scheduler = build_scheduler(t, self.optimizer, total)
-        if resume is not None:
-            self.restore(resume)
-        if dist_utils.is_main():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
-        self._start_loggers(total)
-        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, t.precision, t.channels_last)
+        per_epoch = self.steps_per_epoch
+        self._start_loggers(per_epoch * int(t.max_epochs))
+        for hook in self.step_hooks:
+            hook.on_fit_start(self)
+        evaluator = self.evaluator()
         acc = int(t.accumulate)
         last_metrics: dict[str, float] = {}
         try:
@@ -217,15 +345,15 @@ class Trainer:
                     micro = [next(it) for _ in range(acc)]
                     logged = self.train_step(micro)
                     self.batch_in_epoch += acc
-                    for k, v in logged.items():
-                        if k.startswith("loss/"):
-                            self.epoch_losses[k[5:]] = self.epoch_losses.get(k[5:], 0.0) + v / per_epoch
                     for lg in self.loggers:
                         lg.advance(self.global_step, {k: v for k, v in logged.items() if k.startswith("loss/")})
                     if self.global_step % int(t.log_every_steps) == 0:
                         self._log({f"train/{k}": v for k, v in dist_utils.all_reduce_mean(logged).items()})
-                    if t.checkpoint_every_steps and self.global_step % int(t.checkpoint_every_steps) == 0:
+                    last_of_epoch = self.batch_in_epoch >= per_epoch * acc  # saved below, after evaluation
+                    if t.checkpoint_every_steps and self.global_step % int(t.checkpoint_every_steps) == 0 \
+                            and not last_of_epoch:
                         self.save()
+                    self._stop_requested(stop)
                 del it, loader
                 self.epoch += 1
                 self.batch_in_epoch = 0
@@ -237,8 +365,9 @@ class Trainer:
                     last_metrics["train/epoch_seconds"] = epoch_time
                     is_best = self._update_best(last_metrics)
                     self._log(last_metrics)
-                self.balancer.on_epoch_end(dist_utils.all_reduce_mean(self.epoch_losses))
-                self.epoch_losses = {}
+                self.balancer.on_epoch_end()
+                for hook in self.step_hooks:
+                    hook.on_epoch_end(self)
                 self.save(is_best=is_best)
         finally:
             for lg in self.loggers:
@@ -248,11 +377,7 @@ class Trainer:
         return last_metrics
 
     def _update_best(self, metrics: dict[str, float]) -> bool:
-        key = self.cfg.trainer.monitor or "val/loss"
-        if key not in metrics:
-            raise ConfigError(f"{key!r} is not among the evaluation results: {', '.join(sorted(metrics))}",
-                              key="trainer.monitor")
-        value = metrics[key]
+        value = metrics[self.cfg.trainer.monitor or "val/loss"]  # checked when the experiment was built
         better = self.best is None or (value < self.best if self.cfg.trainer.monitor_mode == "min" else value > self.best)
         if better and math.isfinite(value):
             self.best = value
@@ -260,6 +385,4 @@ class Trainer:
         return False
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, self.cfg.trainer.precision,
-                              self.cfg.trainer.channels_last)
-        return evaluator.run(self._loader(split, shuffle=False), split)
+        return self.evaluator().run(self._loader(split, shuffle=False), split)

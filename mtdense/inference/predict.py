@@ -11,10 +11,11 @@ import torch
 
 from mtdense.atomic_write import atomic_path
 from mtdense.config import apply_overrides, validate
-from mtdense.engine.builder import Experiment, build_experiment, make_loader, predictions
+from mtdense.engine.builder import Experiment, build_experiment, build_model, build_tasks, make_loader, predictions
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
-from mtdense.engine.evaluator import Evaluator, move_batch
-from mtdense.engine.trainer import pick_device
+from mtdense.engine.evaluator import Evaluator
+from mtdense.engine.runtime import Runtime
+from mtdense.errors import CheckpointError
 
 
 def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experiment:
@@ -25,17 +26,37 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
     ckpt = read_checkpoint(path)
     cfg = apply_overrides(ckpt["config"], overrides)
     cfg = validate(cfg, where=f"checkpoint {ckpt['folder']}")
+    check_weights_fit(cfg, ckpt)
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"])
     exp.model.load_state_dict(ckpt["weights"])
     exp.model.eval()
     return exp
 
 
+def check_weights_fit(cfg, ckpt: dict) -> None:
+    """Build the stored model on the ``meta`` device (no memory) and compare every parameter's
+    shape with the stored weights, so a crafted or mismatched config never allocates a model."""
+    tasks = build_tasks(cfg)
+    with torch.device("meta"):
+        probe = build_model(cfg, tasks, len(ckpt["spec"]["channel_names"]))
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in ckpt["weights"].items()}
+    wrong = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
+    missing, extra = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
+    if wrong or missing or extra:
+        detail = "; ".join(part for part in (
+            f"shape of {wrong[0]}: config {expected[wrong[0]]} vs stored {stored[wrong[0]]}" if wrong else "",
+            f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(extra[:3])}" if extra else "")
+            if part)
+        raise CheckpointError(f"{ckpt['folder']}: the stored config does not describe the stored weights "
+                              f"({len(wrong) + len(missing) + len(extra)} mismatches; {detail}); refusing to build it")
+
+
 def evaluate_checkpoint(path: str | Path, split: str = "val", overrides: Iterable[str] = ()) -> dict[str, float]:
     exp = load_experiment(path, overrides)
-    device = pick_device(exp.cfg.trainer.device)
-    model, tasks, couplings = exp.model.to(device), exp.tasks.to(device), exp.couplings.to(device)
-    evaluator = Evaluator(model, tasks, couplings, device, exp.cfg.trainer.precision)
+    runtime = Runtime.from_trainer_config(exp.cfg.trainer)
+    model, tasks, couplings = runtime.prepare_model(exp.model), exp.tasks.to(runtime.device), exp.couplings.to(runtime.device)
+    evaluator = Evaluator(model, tasks, couplings, runtime)
     return evaluator.run(make_loader(exp.cfg, exp.dataset(split), split, shuffle=False), split)
 
 
@@ -44,9 +65,9 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
     """Write every task's prediction for ``split`` to an HDF5 file: one (N, H, W) dataset per
     task (class ids or values in the task's units) and ``id`` (sample ids)."""
     exp = load_experiment(path, overrides)
-    device = pick_device(exp.cfg.trainer.device)
-    model, tasks = exp.model.to(device), exp.tasks.to(device)
-    evaluator = Evaluator(model, tasks, exp.couplings, device, exp.cfg.trainer.precision)
+    runtime = Runtime.from_trainer_config(exp.cfg.trainer)
+    model, tasks = runtime.prepare_model(exp.model), exp.tasks.to(runtime.device)
+    evaluator = Evaluator(model, tasks, exp.couplings, runtime)
     ds = exp.dataset(split)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
@@ -55,7 +76,7 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
         written = 0
         ids = []
         for batch in make_loader(exp.cfg, ds, split, shuffle=False):
-            batch = move_batch(batch, device)
+            batch = runtime.batch(batch)
             preds = predictions(tasks, evaluator.outputs(batch["image"]))
             for name, p in preds.items():
                 arr = p.cpu().numpy()

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mtdense.config import SPLITS
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, DataError
 from mtdense.registry import DATASETS
 
 
@@ -29,11 +29,11 @@ def _open(path: Path):
     import h5py
 
     if not path.is_file():
-        raise ConfigError(f"tile store {path} not found; create it with `mtdense data prepare-precip`", key="path")
+        raise DataError(f"{path}: tile store not found; create it with `mtdense data prepare-precip` (or check data.*.path)")
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise ConfigError(f"{path} is not a readable HDF5 tile store ({exc}); re-run prepare", key="path") from exc
+        raise DataError(f"{path}: not a readable HDF5 tile store ({exc}); re-run `mtdense data prepare-precip`") from exc
 
 
 @DATASETS.register("precip_tiles")
