@@ -135,13 +135,10 @@ def set_key(data: dict, key: str, value: Any) -> None:
         here = ".".join(parents[: depth + 1])
         if isinstance(node, list):
             node = node[_index(node, part, here)]
-        elif isinstance(node, dict):
+        else:
             if node.get(part) is None:
                 node[part] = {}
             node = node[part]
-        else:
-            raise ConfigError(f"is a value ({node!r}), not a section; set {'.'.join(parents[:depth])} instead",
-                              key=".".join(parents[:depth]) or part)
         if not isinstance(node, (dict, list)):
             raise ConfigError(f"is a value ({node!r}), not a section; cannot set {key}", key=here)
     if isinstance(node, list):
@@ -177,9 +174,9 @@ def resolve_data_paths(cfg: DictConfig, base: Path | None = None) -> None:
         section = cfg.data.get(split)
         if isinstance(section, DictConfig):
             for key in list(section.keys()):
-                node = section._get_node(key)
-                if _is_path_key(str(key)) and isinstance(node._value(), str) and not OmegaConf.is_interpolation(section, key):
-                    path = Path(node._value()).expanduser()
+                if _is_path_key(str(key)) and not OmegaConf.is_interpolation(section, key) \
+                        and isinstance(section[key], str):
+                    path = Path(section[key]).expanduser()
                     section[key] = str(path if path.is_absolute() else (base / path).resolve())
 
 

@@ -193,3 +193,8 @@ def test_a_saved_run_evaluates_from_any_directory(tiny_domain_data, tmp_path, mo
     Trainer(cfg).fit()
     monkeypatch.chdir(elsewhere)
     assert main(["evaluate", str(project / "runs" / "r"), "--split", "test"]) == 0
+
+
+def test_an_override_below_a_value_is_one_line(cfg_dir):
+    with pytest.raises(ConfigError, match=r"^trainer.lr: is a value \(0.01\), not a section; cannot set trainer.lr.x$"):
+        load_config(cfg_dir / "exp.yaml", ["trainer.lr.x=1"])
