@@ -14,10 +14,6 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-TMP_PREFIX = ".tmp-"
-"""Temporary siblings are hidden and start with this prefix, so leftovers of a killed process can
-be recognised and removed (``<folder>/.tmp-<name>-<pid>``)."""
-
 
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
@@ -52,7 +48,7 @@ def atomic_path(path: str | Path, durable: bool = True) -> Iterator[Path]:
     the fsyncs for files that are cheap to lose (logs rewritten every few steps)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     _remove(tmp)
     try:
         yield tmp

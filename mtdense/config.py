@@ -65,7 +65,7 @@ DATA_OPTIONS: dict[str, Option] = {
     "batch_size": Option(8, "int", minimum=1),
     "num_workers": Option(0, "int", minimum=0),
     "eval_batch_size": Option(None, "int", minimum=1, nullable=True),
-    "batch_transforms": Option([], "list"),
+    "batch_transforms": Option([], "list"),  # [{type: ...}] applied to training batches (BATCH_TRANSFORMS)
 }
 SEED = Option(0, "int", minimum=0)
 TRAINER_DEFAULTS = {k: o.default for k, o in TRAINER_OPTIONS.items()}

@@ -13,13 +13,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from omegaconf import ListConfig
+
 from mtdense.errors import ConfigError
 
 SCALAR_KINDS = ("int", "float", "bool", "str")
 
 
 def type_problem(value: Any, kind: str, nullable: bool = False) -> str | None:
-    """Why ``value`` is not of ``kind`` (``int``/``float``/``bool``/``str``/``list``), or ``None``."""
+    """Why ``value`` is not of ``kind`` (``int``/``float``/``bool``/``str``), or ``None`` if it is."""
     if value is None:
         return None if nullable else f"must be {_NAMES[kind]}, got null"
     if kind == "bool":
@@ -29,7 +31,7 @@ def type_problem(value: Any, kind: str, nullable: bool = False) -> str | None:
     elif kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     elif kind == "list":
-        ok = isinstance(value, Sequence) and not isinstance(value, str)
+        ok = isinstance(value, (list, tuple, ListConfig))
     else:
         ok = isinstance(value, str)
     return None if ok else f"must be {_NAMES[kind]}, got {value!r}"

@@ -128,7 +128,9 @@ def check_experiment(cfg: DictConfig) -> str | None:
     try:
         build_experiment(cfg)
         return None
-    except (DataError, OSError) as exc:
+    except (DataError, OSError, ConfigError) as exc:
+        if isinstance(exc, ConfigError) and not str(exc.key).startswith(("data.train.path", "data.train.root")):
+            raise
         channels = int(cfg.model.get("in_channels") or 1)
         build_experiment(cfg, channel_names=[f"ch{i}" for i in range(channels)])
         return f"data.train not opened ({exc}); checks that need the data were skipped"

@@ -35,7 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from mtdense import __version__
-from mtdense.atomic_write import TMP_PREFIX, atomic_path, write_text
+from mtdense.atomic_write import atomic_path, write_text
 from mtdense.errors import CheckpointError
 
 FORMAT = "mtdense-checkpoint/2"
@@ -43,6 +43,7 @@ READABLE_FORMATS = ("mtdense-checkpoint/1", FORMAT)
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 MANIFEST = "manifest.json"
+TMP_MARK = ".tmp"  # atomic_write's temporary siblings are named <name>.tmp<pid>
 POINTER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 WEIGHT_LOADING_KEYS = {"checkpoint_path": None, "pretrained": False, "pretrained_cfg_overlay": None,
                        "encoder_weights": None}
@@ -95,13 +96,12 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor], config_y
                               f"{' …' if len(bad) > 5 else ''}; the previous checkpoints are kept")
     ckpt_dir = folder.parent
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    folder = ckpt_dir / _free_name(ckpt_dir, folder.name)
+    folder = ckpt_dir / _free_name(ckpt_dir, folder.name)  # so atomic_path never replaces a folder
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
+    metadata = {"format": FORMAT, "mtdense_version": __version__, "config": config_yaml, "spec": json.dumps(spec)}
     try:
-        with atomic_path(folder) as tmp:  # a free name: the folder appears complete or not at all
+        with atomic_path(folder) as tmp:
             tmp.mkdir()
-            tensors = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
-            metadata = {"format": FORMAT, "mtdense_version": __version__, "config": config_yaml,
-                        "spec": json.dumps(spec)}
             save_file(tensors, str(tmp / MODEL_FILE), metadata=metadata)
             if trainer_state is not None:
                 torch.save(trainer_state, tmp / STATE_FILE)
@@ -237,7 +237,7 @@ def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
     """Finished checkpoint folders (with a manifest or, format 1, a model file), oldest first."""
     if not ckpt_dir.is_dir():
         return []
-    found = [p for p in ckpt_dir.glob("step_*") if p.is_dir() and not p.name.startswith(TMP_PREFIX)
+    found = [p for p in ckpt_dir.glob("step_*") if p.is_dir() and TMP_MARK not in p.name
              and ((p / MANIFEST).is_file() or (p / MODEL_FILE).is_file())]
     return sorted(found, key=lambda p: (p.name.split("-")[0], len(p.name), p.name))
 
@@ -271,7 +271,7 @@ def clean_temporary(ckpt_dir: Path) -> list[Path]:
     """Remove what interrupted saves left behind (temporary folders and pointer files)."""
     removed = []
     if ckpt_dir.is_dir():
-        for p in ckpt_dir.glob(f"{TMP_PREFIX}*"):
+        for p in ckpt_dir.glob(f"*{TMP_MARK}*"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
             removed.append(p)
     return removed

@@ -30,6 +30,14 @@ MODEL_KEYS = ("in_channels", "backbone", "decoder", "branches", "interactions", 
 
 
 class MultiTaskModel(nn.Module):
+    """Backbone → per-branch decoders, stage by stage, with interaction modules in between → heads.
+
+    ``forward(image)`` returns ``{task: raw output B×C_t×H×W}`` at the input resolution (raw =
+    before the task's activation; ``Task.predict`` turns it into class ids or values). Built from
+    the ``model:`` section (see the module docstring), the tasks' output channels and the number
+    of input channels; ``shared_parameters()`` lists the parameters used by more than one task.
+    """
+
     def __init__(self, cfg: Mapping[str, Any], task_channels: Mapping[str, int], in_channels: int):
         super().__init__()
         cfg = dict(cfg)

@@ -35,6 +35,9 @@ TRANSFORMS = {"none": (lambda x: x, lambda x: x), "log1p": (torch.log1p, torch.e
 
 @TASKS.register("regression")
 class RegressionTask(Task):
+    """Per-pixel values: one output channel, ``activation`` and ``target_transform`` as in the module
+    docstring; prediction in the target's units, optionally gated by a classification task."""
+
     out_channels = 1
 
     def __init__(self, name: str, target: str, activation: str = "none", target_transform: str = "none",

@@ -18,6 +18,9 @@ from mtdense.tasks.segmentation import SegmentationTask
 
 @TASKS.register("threshold_classification")
 class ThresholdClassificationTask(SegmentationTask):
+    """Classes of a continuous target by ``thresholds`` (K thresholds → K+1 classes, "≥ τ" is an
+    event); ``event_probability`` gives P(class ≥ level) for gates and verification."""
+
     def __init__(self, name: str, target: str, thresholds: list[float], loss: Mapping[str, Any] | str = "ce",
                  metrics: list | None = None):
         thresholds = [float(t) for t in thresholds]

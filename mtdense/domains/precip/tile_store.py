@@ -29,7 +29,7 @@ def _open(path: Path):
     import h5py
 
     if not path.is_file():
-        raise DataError(f"{path}: tile store not found; create it with `mtdense data prepare-precip` (or check data.*.path)")
+        raise ConfigError(f"tile store {path} not found; create it with `mtdense data prepare-precip`", key="path")
     try:
         return h5py.File(path, "r")
     except OSError as exc:
