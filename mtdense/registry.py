@@ -145,9 +145,16 @@ def _accepted_options(fn: Callable) -> tuple[list[str], bool, list[str]]:
             names.append(name)
             if p.default is p.empty:
                 required.append(name)
-    if inspect.isclass(fn) and fn.__init__ is object.__init__:
-        var_kw = False
+    if inspect.isclass(fn) and _inherits_generic_init(fn):
+        return [], False, []
     return names, var_kw, required
+
+
+def _inherits_generic_init(cls: type) -> bool:
+    """Whether ``cls`` takes its ``__init__`` from ``object`` or ``torch.nn.Module`` (whose
+    ``*args, **kwargs`` would accept any option and fail later with a TypeError)."""
+    definer = next(k for k in cls.__mro__ if "__init__" in vars(k))
+    return definer is object or (definer.__module__, definer.__qualname__) == ("torch.nn.modules.module", "Module")
 
 
 def _check_scalar_types(fn: Callable, options: Mapping[str, Any], where: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mtdense.atomic_write import write_text
-from mtdense.errors import ConfigError
+from mtdense.errors import DataError
 from mtdense.strict_json import dumps
 
 
@@ -34,9 +34,9 @@ class ResultsFile:
                 record = json.loads(line)
                 key = record["key"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{self.path}:{n}: not a bench result line ({exc}); remove that line to rerun the run") from exc
+                raise DataError(f"{self.path}:{n}: not a bench result line ({exc}); remove that line to rerun the run") from exc
             if key in records:
-                raise ConfigError(f"{self.path}:{n}: run {key!r} is recorded twice; remove one of the lines")
+                raise DataError(f"{self.path}:{n}: run {key!r} is recorded twice; remove one of the lines")
             records[key] = record
         return records
 

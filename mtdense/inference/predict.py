@@ -29,7 +29,7 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
 def experiment_from(ckpt: dict, overrides: Iterable[str] = ()) -> Experiment:
     """``load_experiment`` for a checkpoint already read with ``read_checkpoint``."""
     cfg = apply_overrides(ckpt["config"], overrides)
-    cfg = validate(cfg, source=str(ckpt["folder"]))
+    cfg = validate(cfg, where=f"checkpoint {ckpt['folder']}")
     check_weights_fit(cfg, ckpt)
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"],
                            normalization=ckpt["spec"].get("normalization"))
