@@ -242,7 +242,7 @@ COUPLINGS = Registry("coupling", ["mtdense.losses.consistency"])
 BALANCERS = Registry("balancer", [f"mtdense.balancing.{m}" for m in (
     "fixed", "uncertainty", "dwa", "gradnorm", "rlw", "famo", "pcgrad", "cagrad", "imtl", "aligned_mtl")])
 METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation")])
-DATASETS = Registry("dataset", ["mtdense.data.synth_shapes"])
+DATASETS = Registry("dataset", ["mtdense.data.synth_shapes", "mtdense.data.semisup"])
 LOGGERS = Registry("logger", ["mtdense.engine.loggers"])
 
 ALL_REGISTRIES: dict[str, Registry] = {
