@@ -21,7 +21,7 @@ in one process or under DDP, with no method-specific branches:
         clip_grad_norm_(...); optimizer.step(); scheduler.step()
         log(balancer.last_weights)            # the step's task weights / coefficients
     after every epoch:
-        balancer.on_epoch_end({t: epoch-mean training loss of t})   # DWA needs it
+        balancer.on_epoch_end()               # DWA averages the step losses it saw itself
     checkpoint: trainer_state["balancer"] = balancer.state_dict()   # load_state_dict on resume
 
 Conventions every balancer follows:
@@ -112,8 +112,9 @@ class Balancer(nn.Module, abc.ABC):
     def finalize(self, shared_params: list[nn.Parameter]) -> None:
         """Complete the step's gradients after the last micro-batch (before optimizer.step)."""
 
-    def on_epoch_end(self, epoch_losses: Mapping[str, float]) -> None:
-        """Receive the epoch's mean loss per task (averaged over all ranks by the trainer)."""
+    def on_epoch_end(self) -> None:
+        """Called after every epoch; a balancer keeps whatever epoch statistics it needs itself
+        (in buffers, so they are saved with the checkpoint and a mid-epoch resume is exact)."""
 
     # -- helpers for subclasses ---------------------------------------------------------
 
