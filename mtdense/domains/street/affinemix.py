@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from mtdense.domains.street.pixel_sources import check_task, depth_map, uniform
 from mtdense.errors import ConfigError
+from mtdense.registry import BATCH_TRANSFORMS
 
 
 def affine_theta(scale: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -62,6 +63,7 @@ def _warp(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
     return (y[:, 0] if lead else y).to(x.dtype)
 
 
+@BATCH_TRANSFORMS.register("affinemix")
 class AffineMix:
     """Batch transform ``bt(batch, generator) -> batch`` (see module docstring).
 

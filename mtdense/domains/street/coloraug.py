@@ -30,11 +30,13 @@ import torchvision.transforms.v2.functional as TF
 
 from mtdense.domains.street.pixel_sources import check_task, class_map, uniform
 from mtdense.errors import ConfigError
+from mtdense.registry import BATCH_TRANSFORMS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+@BATCH_TRANSFORMS.register("coloraug")
 class ColorAug:
     """Batch transform ``bt(batch, generator) -> batch`` (see module docstring).
 
