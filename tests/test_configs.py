@@ -13,7 +13,7 @@ from mtdense.bench.grid import load_grid
 from mtdense.config import load_config
 from mtdense.engine.builder import build_experiment
 
-FRAGMENTS = {"base.yaml", "two_branch_tasks.yaml", "data.yaml"}  # merged through defaults: only
+FRAGMENTS = {"base.yaml", "two_branch_tasks.yaml", "data.yaml", "semisup_teacher.yaml"}  # merged through defaults: only
 CHANNELS = {"precip": [f"B{b:02d}" for b in range(8, 17)] + ["decoy_01"], "street": ["red", "green", "blue"],
             "examples": ["band0", "band1", "band2"]}
 EXPERIMENTS = sorted(p for folder in CHANNELS for p in (ROOT / "configs" / folder).glob("*.yaml") if p.name not in FRAGMENTS)

@@ -27,8 +27,10 @@ def check_task(tasks: Mapping | None, name: str, key: str, needs: str) -> None:
 
 
 def teacher_output(batch: Mapping, teacher: str | None, task: str) -> torch.Tensor | None:
-    """The teacher's raw output for ``task`` (B×K×H×W), or None without a teacher."""
-    if teacher is None:
+    """The teacher's raw output for ``task`` (B×K×H×W), or None without a teacher — none
+    configured, or a batch without any teacher outputs (a supervised run reusing the same
+    transform config), so one config serves supervised and semi-supervised runs."""
+    if teacher is None or "teacher" not in batch:
         return None
     outputs = batch.get("teacher", {}).get(teacher)
     if outputs is None or task not in outputs:
