@@ -53,3 +53,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def fit_until_interrupted(trainer, stop_at: int) -> None:
+    """Run ``trainer.fit()`` and stop it (KeyboardInterrupt) when ``stop_at`` optimizer steps are done."""
+    original = trainer.train_step
+
+    def interrupting(micro):
+        if trainer.global_step == stop_at:
+            raise KeyboardInterrupt
+        return original(micro)
+
+    trainer.train_step = interrupting
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()

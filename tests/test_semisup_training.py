@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import tiny_config
+from conftest import fit_until_interrupted, tiny_config
 from mtdense.config import from_dict
 from mtdense.engine.checkpoint import read_checkpoint
 from mtdense.engine.trainer import Trainer
@@ -92,17 +92,7 @@ def semisup_config(folder):
 def test_semisup_resume_with_ema_teacher_and_mixing_is_bit_exact(tmp_path):
     full = Trainer(from_dict(semisup_config(tmp_path / "full")))
     full_metrics = full.fit()
-    part = Trainer(from_dict(semisup_config(tmp_path / "part")))
-    original = part.train_step
-
-    def interrupting(micro):
-        if part.global_step == 4:  # inside the second epoch, after the EMA warm-up
-            raise KeyboardInterrupt
-        return original(micro)
-
-    part.train_step = interrupting
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
+    fit_until_interrupted(Trainer(from_dict(semisup_config(tmp_path / "part"))), stop_at=4)  # epoch 2, after warm-up
     resumed = Trainer(from_dict(semisup_config(tmp_path / "part")))
     resumed_metrics = resumed.fit(resume=tmp_path / "part")
     assert resumed.global_step == full.global_step == 6
