@@ -57,9 +57,14 @@ def test_unlabelled_samples_have_false_masks_except_kept_targets(tmp_path):
     assert not unl["valid"]["semantic"].any() and unl["valid"]["height"].all() and unl["meta"]["labelled"] == 0
     written = [line for line in split.read_text().splitlines() if not line.startswith("#")]
     assert written == ds.labelled_ids == select_labelled([str(i) for i in range(20)], 5, 0)
-    # an existing split file wins over the rule: the run keeps its split when resumed or re-evaluated
-    again = SemiSupervised(SHAPES, labelled_count=9, split_seed=7, split_file=str(split))
-    assert again.labelled_ids == ds.labelled_ids
+    # the run keeps its split when resumed or re-evaluated; a file made with another rule is refused
+    assert SemiSupervised(SHAPES, labelled_count=5, split_file=str(split)).labelled_ids == ds.labelled_ids
+    for other in ({"labelled_count": 9}, {"labelled_count": 5, "split_seed": 7}):
+        with pytest.raises(DataError, match="made with labelled_count=5, split_seed=0"):
+            SemiSupervised(SHAPES, split_file=str(split), **other)
+    published = tmp_path / "published.txt"  # a list without mtdense's header is used as given
+    published.write_text("3\n4\n")
+    assert SemiSupervised(SHAPES, label_fraction=0.5, split_file=str(published)).labelled_ids == ["3", "4"]
     dropped = SemiSupervised(SHAPES, label_fraction=0.25, rest="drop")
     assert len(dropped) == 5 and not dropped.unlabelled_indices
 

@@ -11,7 +11,10 @@ literature: 1/8 → 372, 1/4 → 744, 1/2 → 1488, 1 → 2975 (the fifth common
 is given as ``labelled_count: 100``). The published image *lists* of those works (e.g. the
 CPS/U2PL split files) are not shipped; pass one as a split file to use it.
 
-Files. One id per line; ``#`` starts a comment; blank lines are ignored. A line may also be
+Files. One id per line; ``#`` starts a comment; blank lines are ignored. A file mtdense wrote
+starts with ``# mtdense label split (<rule>): ...``; reading it for a config whose rule differs
+is an error (a run folder or path reused with another fraction or seed would otherwise train
+silently on the old subset). A line may also be
 a path as the published lists write them (``leftImg8bit/train/aachen/aachen_000000_000019_
 leftImg8bit.png gtFine/...``): its first token's file name without extension is matched
 against the ids, then again with its last ``_suffix`` removed.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -58,13 +62,21 @@ def _candidates(line: str) -> list[str]:
     return [token, stem, stem.rsplit("_", 1)[0]]
 
 
-def read_split(path: str | Path, ids: Sequence[str]) -> list[str]:
-    """The labelled ids listed in ``path`` (see module docstring), in the pool's order."""
+HEADER = re.compile(r"^# mtdense label split \((.*)\):")
+
+
+def read_split(path: str | Path, ids: Sequence[str], rule: str | None = None) -> list[str]:
+    """The labelled ids listed in ``path`` (see module docstring), in the pool's order; ``rule``
+    (as given to ``write_split``) must match the rule recorded in a file mtdense wrote."""
     path = Path(path)
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
         raise DataError(f"{path}: split file not found") from None
+    recorded = HEADER.match(lines[0]) if lines else None
+    if rule is not None and recorded and recorded.group(1) != rule:
+        raise DataError(f"{path}: this label split was made with {recorded.group(1)}, the config asks for {rule}; "
+                        "delete the file or set split_file to another path")
     known, chosen, unknown = set(ids), set(), []
     for line in lines:
         line = line.split("#", 1)[0].strip()
@@ -83,10 +95,11 @@ def read_split(path: str | Path, ids: Sequence[str]) -> list[str]:
     return [i for i in ids if i in chosen]
 
 
-def write_split(path: str | Path, labelled: Sequence[str], pool: int, how: str) -> None:
+def write_split(path: str | Path, labelled: Sequence[str], pool: int, rule: str) -> None:
     """Write the labelled ids (atomically: concurrent DDP ranks write the same content)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"# labelled subset: {len(labelled)} of {pool} samples ({how})\n" + "\n".join(labelled) + "\n")
+    tmp.write_text(f"# mtdense label split ({rule}): {len(labelled)} of {pool} samples, "
+                   "rule of mtdense.data.label_split\n" + "\n".join(labelled) + "\n")
     os.replace(tmp, path)

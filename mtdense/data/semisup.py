@@ -7,10 +7,12 @@ Config (``data.train``)::
     unlabelled: {type: cityscapes, root: ..., split: train_extra, unlabelled: true}   # optional
     label_fraction: 0.125          # or labelled_count: 372 (see mtdense.data.label_split)
     split_seed: 0
-    split_file: ${trainer.out_dir}/label_split.txt   # read if it exists, else written: saved with the run
+    split_file: ${trainer.out_dir}/label_split.txt   # written, and re-read on resume: saved with the run
     keep_targets: [depth]          # targets still supervised on unlabelled samples (where valid)
     labelled_ratio: 0.5            # labelled share of every training batch
 
+An existing ``split_file`` is read instead of applying the rule: a file mtdense wrote must
+record the same rule (else DataError); a published list (no mtdense header) is used as given.
 The labelled pool's samples outside the labelled subset join the unlabelled set (``rest:
 unlabelled``, default) or are dropped (``rest: drop``). An unlabelled sample keeps its image
 and targets but its validity masks are all false, except for the ``keep_targets``, so it adds
@@ -71,13 +73,13 @@ class SemiSupervised(Dataset):
 
     @staticmethod
     def _split(ids, fraction, count, seed, split_file) -> list[str]:
+        rule = f"label_fraction={fraction}" if fraction is not None else f"labelled_count={count}"
+        rule += f", split_seed={seed}"
         if split_file is not None and Path(split_file).is_file():
-            return read_split(split_file, ids)
-        n = labelled_count(len(ids), fraction, count)
-        chosen = select_labelled(ids, n, seed)
+            return read_split(split_file, ids, rule)
+        chosen = select_labelled(ids, labelled_count(len(ids), fraction, count), seed)
         if split_file is not None:
-            how = f"label_fraction={fraction}" if fraction is not None else f"labelled_count={count}"
-            write_split(split_file, chosen, len(ids), f"{how}, split_seed={seed}, rule: mtdense.data.label_split")
+            write_split(split_file, chosen, len(ids), rule)
         return chosen
 
     @property
