@@ -56,10 +56,11 @@ def affine_theta(scale: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor, 
 
 
 def _warp(x: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
-    """Resample B×…×H×W ``x`` (any dtype) at ``grid``; nearest keeps values exact."""
+    """Resample B×…×H×W ``x`` (any dtype) at ``grid``; nearest keeps values exact; border padding
+    keeps bilinear samples at the edge of the pasted region free of zeros."""
     lead = x.dim() == 3
     y = F.grid_sample((x[:, None] if lead else x).double(), grid.double(), mode=mode,
-                      padding_mode="zeros", align_corners=False)
+                      padding_mode="border", align_corners=False)
     return (y[:, 0] if lead else y).to(x.dtype)
 
 
