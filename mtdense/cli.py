@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"mtdense: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
 
 
 if __name__ == "__main__":

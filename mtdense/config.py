@@ -50,6 +50,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # auto | cpu | cuda
     "log_every_steps": 10,
     "max_steps_per_epoch": None,
+    "ddp_timeout_minutes": 10.0,  # how long DDP collectives wait for a stalled rank
     "eval_model": "student",  # student | teacher:<name> (a teacher of the ``teachers`` section)
 }
 DATA_DEFAULTS: dict[str, Any] = {"batch_size": 8, "num_workers": 0, "eval_batch_size": None, "batch_transforms": []}
@@ -171,6 +172,20 @@ def validate(cfg: DictConfig, source: str = "<config>") -> DictConfig:
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"{source}: {int_key}: must be a positive integer, got {value!r}")
     return cfg
+
+
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(key, old value, new value)`` for every leaf that differs between two plain configs
+    (``meta`` is ignored: it records where a config came from, not what runs)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in list(old) + [k for k in new if k not in old]:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if path == "meta":
+                continue
+            out += config_changes(old.get(key), new.get(key), path)
+        return out
+    return [] if old == new else [(prefix, old, new)]
 
 
 def to_yaml(cfg: DictConfig) -> str:

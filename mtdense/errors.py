@@ -6,7 +6,8 @@
   called with (``ConfigError.under``), so a plugin never types its own location.
 - ``RegistryError``: an unknown plugin name or option (a ``ConfigError``).
 - ``CheckpointError``, ``DataError`` (a reader's file problem; always names the file),
-  ``TrainingError`` (e.g. a non-finite loss), ``ExportError``.
+  ``TrainingError`` (e.g. a non-finite loss), ``ExportError``, ``Interrupted`` (a clean stop on
+  a signal, after a checkpoint was written; the CLI exits with its ``exit_code``).
 
 ``check_keys`` is the one helper that rejects unknown keys of a mapping with a did-you-mean hint.
 """
@@ -65,6 +66,15 @@ class TrainingError(MtdenseError, RuntimeError):
 
 class ExportError(MtdenseError):
     """A model cannot be exported in the requested format."""
+
+
+class Interrupted(MtdenseError):
+    """Training stopped on request (Ctrl-C, SIGTERM) after saving a checkpoint; ``exit_code`` is
+    128 + the signal number, as a shell reports a signalled process."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def closest(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str:

@@ -73,6 +73,9 @@ def test_corrupt_and_missing_checkpoints_name_the_file(tmp_path):
     Trainer(from_dict(tiny_config(tmp_path, max_epochs=1))).fit()
     folder = resolve_checkpoint(tmp_path)
     (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="model.safetensors: checksum mismatch"):
+        read_checkpoint(folder)
+    (folder / "manifest.json").unlink()  # a format-1 checkpoint has no manifest: the reader still says why
     with pytest.raises(CheckpointError, match="model.safetensors: unreadable or corrupt"):
         read_checkpoint(folder)
     with pytest.raises(CheckpointError, match="no checkpoint here"):

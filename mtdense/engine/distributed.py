@@ -8,6 +8,7 @@ variables torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT)
 
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Iterator
 
@@ -16,12 +17,16 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 
-def init_distributed(device_type: str) -> bool:
-    """Initialise the default process group when launched by torchrun; return whether DDP is on."""
+def init_distributed(device_type: str, timeout_minutes: float = 10.0) -> bool:
+    """Initialise the default process group when launched by torchrun; return whether DDP is on.
+
+    ``timeout_minutes`` bounds how long a collective waits for a stalled rank (torch's default
+    is 30 minutes); the trainer turns the timeout into an error naming the rank."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo",
+                                timeout=datetime.timedelta(minutes=float(timeout_minutes)))
     return True
 
 
@@ -44,6 +49,15 @@ def is_main() -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every rank if ``flag`` is true on any rank (one small all-reduce under DDP)."""
+    if not is_distributed():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
 
 
 def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,15 +27,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from mtdense.config import plain, to_yaml
+from mtdense.config import config_changes, plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
-from mtdense.engine.checkpoint import prune_checkpoints, read_checkpoint, save_checkpoint, write_pointer
+from mtdense.engine.checkpoint import (clean_temporary, complete_checkpoints, prune_checkpoints, read_checkpoint,
+                                       read_trainer_state, resume_checkpoint, save_checkpoint, write_pointer)
 from mtdense.engine.evaluator import Evaluator
+from mtdense.engine.run_lock import RunLock
 from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
-from mtdense.errors import ConfigError, TrainingError
+from mtdense.engine.stop_signals import StopOnSignal
+from mtdense.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from mtdense.registry import BALANCERS, BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
 
@@ -51,7 +56,7 @@ class Trainer:
         t = cfg.trainer
         self.runtime = Runtime.from_trainer_config(t)
         self.device = self.runtime.device
-        self.distributed = dist_utils.init_distributed(self.device.type)
+        self.distributed = dist_utils.init_distributed(self.device.type, float(t.ddp_timeout_minutes))
         seed_everything(int(cfg.seed), t.deterministic)
         self.exp = experiment or build_experiment(cfg)
         self.model = self.runtime.prepare_model(self.exp.model)
@@ -83,6 +88,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self.best: float | None = None
         self.loggers: list = []
+        self.saved_step: int | None = None  # the step of the newest checkpoint this process wrote
+        self.notes: list[str] = []  # what a resume or start-up did that the user should know
 
     def _eval_net(self, choice: str) -> nn.Module | None:
         """``student`` (None: evaluate what is trained) or ``teacher:<name>``."""
@@ -195,26 +202,48 @@ class Trainer:
                 "hooks": [h.state_dict() for h in self.hooks]}
 
     def save(self, is_best: bool = False) -> Path | None:
+        """Write a checkpoint (new folder → pointers switched → old ones pruned; never over an
+        existing folder); refused, with the previous checkpoints kept, if anything is non-finite."""
         if not dist_utils.is_main():
             return None
         name = f"step_{self.global_step:08d}"
         folder = save_checkpoint(self.ckpt_dir / name, self.model.state_dict(), to_yaml(self.cfg), self.exp.spec(), self.state())
-        write_pointer(self.ckpt_dir / "last", name)
-        protect = {name}
+        write_pointer(self.ckpt_dir / "last", folder.name)
         if is_best:
-            write_pointer(self.ckpt_dir / "best", name)
+            write_pointer(self.ckpt_dir / "best", folder.name)
+        self.saved_step = self.global_step
+        protect = {folder.name}
         best_ptr = self.ckpt_dir / "best"
         if best_ptr.is_file():
-            protect.add(best_ptr.read_text().strip())
+            protect.add(best_ptr.read_text(errors="replace").strip())
         prune_checkpoints(self.ckpt_dir, int(self.cfg.trainer.keep_checkpoints), protect)
         return folder
 
     def restore(self, path: str | Path) -> None:
-        ckpt = read_checkpoint(path, with_state=True)
-        self.model.load_state_dict(ckpt["weights"])
-        s = ckpt["state"]
+        """Continue exactly from ``path`` (a run folder falls back to its newest complete checkpoint
+        when ``last`` is dangling or corrupt). Config values that differ from the checkpoint's are
+        reported and applied (a new ``trainer.lr`` reaches the restored schedule); model changes
+        that make the weights unusable are named by config key."""
+        folder, note = resume_checkpoint(path)
+        if note:
+            self.notes.append(note)
+        ckpt = read_checkpoint(folder)
+        changed = config_changes(OmegaConf.to_container(ckpt["config"]), OmegaConf.to_container(self.cfg, resolve=True))
+        if changed:
+            self.notes.append("resume: config differs from the checkpoint's: " + "; ".join(
+                f"{k} {a!r} → {b!r}" for k, a, b in changed))
+        try:
+            self.model.load_state_dict(ckpt["weights"])
+        except RuntimeError:
+            model_keys = [k for k, _, _ in changed if k.startswith("model.")]
+            raise CheckpointError(
+                f"{folder}: its weights do not fit this model; changed model options: "
+                f"{', '.join(model_keys) or 'none (the model code changed)'} — resume with the checkpoint's model "
+                "config or start a new run") from None
+        s = read_trainer_state(folder)
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
+        self._apply_configured_lr()
         self.balancer.load_state_dict(s["balancer"])
         self.global_step, self.epoch, self.batch_in_epoch, self.best = s["global_step"], s["epoch"], s["batch_in_epoch"], s["best"]
         for name, teacher in self.teachers.items():
@@ -222,6 +251,28 @@ class Trainer:
         for hook, state in zip(self.hooks, s.get("hooks", [{}] * len(self.hooks))):
             hook.load_state_dict(state)
         set_rng_state(s["rng"])
+        self.saved_step = self.global_step
+
+    def _apply_configured_lr(self) -> None:
+        """The restored schedule continues from its step, with the *configured* base lr."""
+        base = float(self.cfg.trainer.lr)
+        self.scheduler.base_lrs = [base] * len(self.optimizer.param_groups)
+        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = base * factor
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def _claim_run_dir(self, resume: str | Path | None, lock: RunLock) -> None:
+        """Lock the run folder, clean what interrupted saves left, refuse to mix two runs."""
+        lock.acquire()
+        if lock.note:
+            self.notes.append(lock.note)
+        for p in clean_temporary(self.ckpt_dir):
+            self.notes.append(f"removed {p} (left by an interrupted save)")
+        if resume is None and complete_checkpoints(self.ckpt_dir):
+            raise ConfigError(f"{self.run_dir} already holds the checkpoints of a run; continue it with "
+                              f"`mtdense train --resume {self.run_dir}` or choose a new trainer.out_dir",
+                              key="trainer.out_dir")
 
     # ---------------------------------------------------------------- fit
     def _start_loggers(self, total: int) -> None:
@@ -243,13 +294,42 @@ class Trainer:
         return Evaluator(net, self.tasks, self.couplings, self.runtime)
 
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
+        lock = RunLock(self.run_dir)
+        try:
+            if dist_utils.is_main():
+                self._claim_run_dir(resume, lock)
+            if resume is not None:
+                self.restore(resume)
+            if dist_utils.is_main():
+                (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
+                for note in self.notes:
+                    print(f"mtdense: note: {note}", file=sys.stderr)
+            with StopOnSignal() as stop:
+                return self._fit(stop)
+        except RuntimeError as exc:  # a collective that timed out: name the rank, not a C++ trace
+            if self.distributed and "timed out" in str(exc).lower():
+                raise TrainingError(f"rank {dist_utils.rank()}: a collective timed out after "
+                                    f"{self.cfg.trainer.ddp_timeout_minutes} min (trainer.ddp_timeout_minutes) — "
+                                    "another rank stalled or died; see its log") from exc
+            raise
+        finally:
+            lock.release()
+
+    def _stop_requested(self, stop: StopOnSignal) -> None:
+        """After a step: if any rank got SIGINT/SIGTERM, save and raise ``Interrupted``. Under DDP the
+        ranks agree at logging steps only (one all-reduce), so no extra host sync per step."""
+        if self.distributed and self.global_step % int(self.cfg.trainer.log_every_steps):
+            return
+        if not dist_utils.any_rank(stop.requested is not None, self.device):
+            return
+        folder = self.save() if self.saved_step != self.global_step else self.ckpt_dir / "last"
+        sig = stop.requested or signal.SIGTERM
+        raise Interrupted(f"stopped by {sig.name} after step {self.global_step}; checkpoint {folder}; "
+                          f"continue with: mtdense train --resume {self.run_dir}", exit_code=128 + int(sig))
+
+    def _fit(self, stop: StopOnSignal) -> dict[str, float]:
         t = self.cfg.trainer
         per_epoch = self.steps_per_epoch
-        if resume is not None:
-            self.restore(resume)
-        if dist_utils.is_main():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
         self._start_loggers(per_epoch * int(t.max_epochs))
         for hook in self.step_hooks:
             hook.on_fit_start(self)
@@ -269,8 +349,11 @@ class Trainer:
                         lg.advance(self.global_step, {k: v for k, v in logged.items() if k.startswith("loss/")})
                     if self.global_step % int(t.log_every_steps) == 0:
                         self._log({f"train/{k}": v for k, v in dist_utils.all_reduce_mean(logged).items()})
-                    if t.checkpoint_every_steps and self.global_step % int(t.checkpoint_every_steps) == 0:
+                    last_of_epoch = self.batch_in_epoch >= per_epoch * acc  # saved below, after evaluation
+                    if t.checkpoint_every_steps and self.global_step % int(t.checkpoint_every_steps) == 0 \
+                            and not last_of_epoch:
                         self.save()
+                    self._stop_requested(stop)
                 del it, loader
                 self.epoch += 1
                 self.batch_in_epoch = 0

@@ -11,10 +11,11 @@ import torch
 from omegaconf import OmegaConf
 
 from mtdense.config import validate
-from mtdense.engine.builder import Experiment, build_experiment, make_loader, predictions
+from mtdense.engine.builder import Experiment, build_experiment, build_model, build_tasks, make_loader, predictions
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
 from mtdense.engine.evaluator import Evaluator
 from mtdense.engine.runtime import Runtime
+from mtdense.errors import CheckpointError
 
 
 def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experiment:
@@ -25,10 +26,30 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
     ckpt = read_checkpoint(path)
     cfg = OmegaConf.merge(ckpt["config"], OmegaConf.from_dotlist(list(overrides)))
     cfg = validate(cfg, source=str(ckpt["folder"]))
+    check_weights_fit(cfg, ckpt)
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"])
     exp.model.load_state_dict(ckpt["weights"])
     exp.model.eval()
     return exp
+
+
+def check_weights_fit(cfg, ckpt: dict) -> None:
+    """Build the stored model on the ``meta`` device (no memory) and compare every parameter's
+    shape with the stored weights, so a crafted or mismatched config never allocates a model."""
+    tasks = build_tasks(cfg)
+    with torch.device("meta"):
+        probe = build_model(cfg, tasks, len(ckpt["spec"]["channel_names"]))
+    expected = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in ckpt["weights"].items()}
+    wrong = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
+    missing, extra = sorted(expected.keys() - stored.keys()), sorted(stored.keys() - expected.keys())
+    if wrong or missing or extra:
+        detail = "; ".join(part for part in (
+            f"shape of {wrong[0]}: config {expected[wrong[0]]} vs stored {stored[wrong[0]]}" if wrong else "",
+            f"missing {', '.join(missing[:3])}" if missing else "", f"unexpected {', '.join(extra[:3])}" if extra else "")
+            if part)
+        raise CheckpointError(f"{ckpt['folder']}: the stored config does not describe the stored weights "
+                              f"({len(wrong) + len(missing) + len(extra)} mismatches; {detail}); refusing to build it")
 
 
 def evaluate_checkpoint(path: str | Path, split: str = "val", overrides: Iterable[str] = ()) -> dict[str, float]:

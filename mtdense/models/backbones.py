@@ -45,6 +45,10 @@ class TimmBackbone(nn.Module):
         import timm
 
         _check_weights_path(checkpoint_path)
+        fetching = sorted(k for k in ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay") if k in timm_kwargs)
+        if fetching:
+            raise ConfigError(f"not accepted: weights load only from a local file given as checkpoint_path "
+                              "(nothing is downloaded)", key=fetching[0])
         if name not in timm.list_models():
             import difflib
 
