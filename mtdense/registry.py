@@ -316,11 +316,11 @@ INTERACTIONS = Registry("interaction", [f"mtdense.models.interactions.{m}" for m
     "identity", "cbim", "ccam", "cross_stitch", "mtan", "mtlsegformer", "padnet")])
 TASKS = Registry("task", [f"mtdense.tasks.{m}" for m in ("segmentation", "regression", "threshold_classification")])
 LOSSES = Registry("loss", ["mtdense.losses.pixel_losses"])
-COUPLINGS = Registry("coupling", ["mtdense.losses.consistency"])
+COUPLINGS = Registry("coupling", ["mtdense.losses.consistency", "mtdense.losses.teacher_losses"])
 BALANCERS = Registry("balancer", [f"mtdense.balancing.{m}" for m in (
     "fixed", "uncertainty", "dwa", "gradnorm", "rlw", "famo", "pcgrad", "cagrad", "imtl", "aligned_mtl")])
 METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation")])
-DATASETS = Registry("dataset", ["mtdense.data.synth_shapes"])
+DATASETS = Registry("dataset", ["mtdense.data.synth_shapes", "mtdense.data.semisup"])
 LOGGERS = Registry("logger", ["mtdense.engine.loggers", "mtdense.engine.console"])
 TEACHERS = Registry("teacher", ["mtdense.engine.teachers"])
 HOOKS = Registry("hook")

@@ -9,7 +9,7 @@ import torch
 import pytest
 from safetensors.torch import load_file
 
-from conftest import tiny_config
+from conftest import fit_until_interrupted, tiny_config
 from mtdense.cli import main
 from mtdense.config import from_dict
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
@@ -48,16 +48,7 @@ def test_resume_is_exact(tmp_path, interrupt, balancer):
     part = Trainer(from_dict(part_cfg))
     # stop early: after 1 epoch, or after 3 optimizer steps (inside epoch 2, 2 steps per epoch)
     stop_at = part.steps_per_epoch if interrupt == "epoch" else 3
-    original = part.train_step
-
-    def interrupting(micro):
-        if part.global_step == stop_at:
-            raise KeyboardInterrupt
-        return original(micro)
-
-    part.train_step = interrupting
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
+    fit_until_interrupted(part, stop_at)
     assert read_checkpoint(tmp_path / "part", with_state=True)["state"]["global_step"] == stop_at
 
     resumed = Trainer(from_dict(part_cfg))
