@@ -1,0 +1,29 @@
+"""``mtdense data synth-agri``: SYNTHETIC UAV crop fields in the agri folder layout (idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from mtdense.domains.agri.synth import synth_agri_once
+
+    counts = {"train": args.n_train, "val": args.n_val, "test": args.n_test}
+    print(json.dumps(synth_agri_once(args.root, counts, args.height, args.width, args.nir, args.seed)))
+    return 0
+
+
+def add_commands(commands, data) -> None:
+    d = data.add_parser("synth-agri", help="write SYNTHETIC UAV crop fields (plants, rows, plant centres)",
+                        description="Does nothing when ROOT already holds fields made with the same options; "
+                                    "refuses a ROOT holding other data.")
+    d.add_argument("--root", required=True)
+    d.add_argument("--n-train", type=int, default=128)
+    d.add_argument("--n-val", type=int, default=32)
+    d.add_argument("--n-test", type=int, default=32)
+    d.add_argument("--height", type=int, default=64)
+    d.add_argument("--width", type=int, default=64)
+    d.add_argument("--nir", action="store_true", help="add a near-infrared band (4-channel TIFF images)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(run=_synth)
