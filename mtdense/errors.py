@@ -83,10 +83,11 @@ def closest(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_keys(section: Mapping, accepted: Iterable[str], what: str = "key") -> None:
-    """Reject the first key of ``section`` not in ``accepted``: a ``ConfigError`` keyed by it."""
+def check_keys(section: Mapping, accepted: Iterable[str], what: str = "key", under: str = "") -> None:
+    """Reject the first key of ``section`` not in ``accepted``: a ``ConfigError`` keyed by it
+    (with ``under`` in front, for callers that are not built through ``Registry.build``)."""
     accepted = list(accepted)
     for key in section:
         if key not in accepted:
             raise ConfigError(f"unknown {what}{closest(key, accepted)}; accepted: {', '.join(map(str, accepted))}",
-                              key=str(key))
+                              key=f"{under}.{key}" if under else str(key))

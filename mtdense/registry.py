@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping
 
 from mtdense.errors import ConfigError, RegistryError, closest
+from mtdense.options import annotation_kind, type_problem
 
 ENTRY_POINT_GROUP = "mtdense.plugins"
 
@@ -109,6 +110,21 @@ def _accepted_options(fn: Callable) -> tuple[list[str], bool, list[str]]:
     if inspect.isclass(fn) and fn.__init__ is object.__init__:
         var_kw = False
     return names, var_kw, required
+
+
+def _check_scalar_types(fn: Callable, options: Mapping[str, Any], where: str) -> None:
+    """Reject a value whose type contradicts a plain scalar annotation (``lr: float`` given ``fast``)."""
+    try:
+        params = inspect.signature(fn.__init__ if inspect.isclass(fn) else fn).parameters
+    except (TypeError, ValueError):
+        return
+    for key, value in options.items():
+        param = params.get(key)
+        kind = annotation_kind(param.annotation) if param is not None else None
+        if kind is not None:
+            problem = type_problem(value, kind[0], nullable=kind[1] or param.default is None)
+            if problem:
+                raise RegistryError(problem, key=f"{where}.{key}")
 
 
 class Registry:
@@ -218,6 +234,7 @@ class Registry:
         missing = [r for r in required if r not in options and r not in runtime]
         if missing:
             raise RegistryError(f"{self.kind} {name!r} needs option(s): {', '.join(missing)}", key=where)
+        _check_scalar_types(fn, options, where)
         kwargs = {k: v for k, v in runtime.items() if k in accepted or var_kw}
         kwargs.update(options)
         try:

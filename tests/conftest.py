@@ -53,3 +53,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
+    """A tiny SYNTHETIC precipitation tile store and street-scene folder (about a second)."""
+    from mtdense.domains.precip.prepare import prepare_precip
+    from mtdense.domains.precip.synth import synth_precip
+    from mtdense.domains.street.synth import synth_street
+
+    root = tmp_path_factory.mktemp("tiny_domain_data")
+    synth_precip(root / "precip", n_scenes=4, height=32, width=32, seed=4)
+    store = prepare_precip(root / "precip" / "ahi", root / "precip" / "imerg", root / "precip" / "store.h5",
+                           tile_size=16, extra_channels=["decoy_01"], val_fraction=0.25, test_fraction=0.25,
+                           seed=0, min_valid_fraction=0.5)["path"]
+    synth_street(root / "street", n_train=2, n_val=1, height=32, width=64, seed=5)
+    return {"precip_store": Path(store), "street_root": root / "street"}
+
+
+def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
+    """Overrides pointing every dataset of ``cfg`` at ``tiny_domain_data`` (small sizes)."""
+    per_type = {"precip_tiles": {"path": data["precip_store"]},
+                "cityscapes": {"root": data["street_root"], "size": "[32,64]"},
+                "synthetic_shapes": {"length": 4, "size": "[16,24]"}}
+    out = []
+    for split in ("train", "val", "test"):
+        section = cfg.data.get(split)
+        if section is not None:
+            assert section.type in per_type, f"add tiny data for dataset type {section.type!r} to conftest"
+            out += [f"data.{split}.{k}={v}" for k, v in per_type[section.type].items()]
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import io
 import math
-import sys
 
 import pytest
 import torch
@@ -146,8 +145,9 @@ def test_conformance_finite_grads_resume_and_accumulation(name):
     assert_same_state(one, two)  # balancer state learns from the step mean: always exact
     if type(one).exact_under_accumulation:
         assert_same_grads(grads_one, grads_two)
-    else:  # the module docstring must say so
-        assert "accumulation is not exact" in sys.modules[type(one).__module__].__doc__
+    else:  # the flag is honest: accumulation really changes the gradients
+        with pytest.raises(AssertionError):
+            assert_same_grads(grads_one, grads_two)
 
 
 @pytest.mark.parametrize("name", ["pcgrad", "uncertainty"])
@@ -395,6 +395,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_single_process_full_batch(tmp_path):
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]

@@ -16,6 +16,7 @@ import yaml
 from conftest import tiny_config
 from safetensors.torch import load_file, save_file
 
+from mtdense import atomic_write
 from mtdense.config import from_dict
 from mtdense.engine import checkpoint as ckpt_mod
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint, resume_checkpoint
@@ -111,13 +112,13 @@ def test_second_save_of_a_step_never_deletes_the_first(tmp_path, monkeypatch):
         calls.append(dst)
         raise OSError(errno.EIO, "killed")
 
-    monkeypatch.setattr(ckpt_mod.os, "rename", dying_rename)
+    monkeypatch.setattr(atomic_write.os, "replace", dying_rename)
     with pytest.raises(CheckpointError, match="cannot write checkpoint"):
         trainer.save()
     monkeypatch.undo()
     assert calls and calls[0].name == first.name + "-1"  # never the existing folder
     assert resolve_checkpoint(tmp_path) == first and read_checkpoint(first)["weights"]
-    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    assert not list((tmp_path / "checkpoints").glob("*.tmp*"))
 
 
 def test_resume_falls_back_to_the_newest_complete_checkpoint(run, capsys):
@@ -210,11 +211,11 @@ def test_a_run_folder_has_one_owner(tmp_path):
         Trainer(from_dict(tiny_config(tmp_path))).fit()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / LOCK_FILE).write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout)}))
-    (tmp_path / "checkpoints" / ".tmp-step_00000002-123").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step_00000002.tmp123").mkdir(parents=True)
     trainer = Trainer(from_dict(tiny_config(tmp_path, max_epochs=1)))
     trainer.fit()
-    assert any("stale lock" in n for n in trainer.notes) and any(".tmp-step_00000002-123" in n for n in trainer.notes)
-    assert not (tmp_path / LOCK_FILE).exists() and not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    assert any("stale lock" in n for n in trainer.notes) and any("step_00000002.tmp123" in n for n in trainer.notes)
+    assert not (tmp_path / LOCK_FILE).exists() and not list((tmp_path / "checkpoints").glob("*.tmp*"))
     with pytest.raises(ConfigError, match=r"already holds the checkpoints of a run; continue it with `mtdense train --resume"):
         Trainer(from_dict({**tiny_config(tmp_path, max_epochs=1), "seed": 1})).fit()
 

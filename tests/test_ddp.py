@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -32,6 +33,7 @@ def run(tmp_path: Path, name: str, nproc: int, batch: int) -> dict[str, torch.Te
     return load_file(str(resolve_checkpoint(tmp_path / name) / "model.safetensors"))
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path):
     single = run(tmp_path, "single", nproc=1, batch=4)
     ddp = run(tmp_path, "ddp", nproc=2, batch=2)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mtdense.cli import main
 
 
+@pytest.mark.slow
 def test_demo_writes_an_honest_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--scenes", "8", "--epochs", "1", "--size", "64", "--tile", "32",

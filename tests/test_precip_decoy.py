@@ -3,6 +3,8 @@ band importance ranks the decoy last. Trains the MTCF config briefly (~25 s on o
 
 from __future__ import annotations
 
+import pytest
+
 from mtdense.analysis.band_importance import band_importance
 from mtdense.config import load_config
 from mtdense.domains.precip.prepare import prepare_precip
@@ -12,6 +14,7 @@ from mtdense.engine.trainer import Trainer
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_decoy_channel_ranks_last(tmp_path):
     synth_precip(tmp_path / "raw", n_scenes=32, height=64, width=64, seed=3, decoy_channels=1)
     store = tmp_path / "tiles.h5"

@@ -173,7 +173,7 @@ def test_dataset_with_two_workers_matches_single_process(store):
 
 def test_dataset_errors(store, tmp_path):
     path, _ = store
-    with pytest.raises(DataError, match=r"missing\.h5: tile store not found"):
+    with pytest.raises(ConfigError, match=r"^path: tile store .*missing\.h5 not found"):
         PrecipTiles(tmp_path / "missing.h5")
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(DataError, match=r"junk\.h5: not a readable HDF5 tile store"):

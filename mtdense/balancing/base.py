@@ -54,26 +54,10 @@ import copy
 from typing import Any, ClassVar, Mapping
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
+from mtdense.engine.distributed import mean_across_ranks
 from mtdense.errors import ConfigError
-
-
-def world_size() -> int:
-    """Number of DDP ranks, 1 when torch.distributed is not initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
-def mean_across_ranks(tensor: Tensor) -> Tensor:
-    """Average ``tensor`` in place over the DDP ranks (one all_reduce); no-op on one rank."""
-    n = world_size()
-    if n > 1:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        tensor /= n
-    return tensor
 
 
 class Balancer(nn.Module, abc.ABC):
@@ -93,10 +77,10 @@ class Balancer(nn.Module, abc.ABC):
         super().__init__()
         tasks = list(tasks)
         if not tasks:
-            raise ConfigError("balancer: no tasks to balance; define at least one task under 'tasks'")
+            raise ConfigError("no tasks to balance; define at least one task under 'tasks'")
         duplicates = sorted({t for t in tasks if tasks.count(t) > 1})
         if duplicates:
-            raise ConfigError(f"balancer: task name(s) {duplicates} appear more than once; task names must be unique")
+            raise ConfigError(f"task name(s) {duplicates} appear more than once; task names must be unique")
         self.tasks = tasks
         #: weights of the most recent step, for logging (gradient methods set them in finalize)
         self.last_weights: dict[str, float] = dict.fromkeys(tasks, 1.0)

@@ -28,9 +28,9 @@ class CAGrad(GradientBalancer):
     def __init__(self, tasks: list[str], c: float = 0.4, rescale: int = 1):
         super().__init__(tasks)
         if not 0 <= c < 1:
-            raise ConfigError(f"balancer.c: {c} must be in [0, 1) (0 = plain sum of the gradients)")
+            raise ConfigError(f"{c} must be in [0, 1) (0 = plain sum of the gradients)", key="c")
         if rescale not in (0, 1, 2):
-            raise ConfigError(f"balancer.rescale: {rescale} must be 0 (none), 1 (1/(1+c^2)) or 2 (1/(1+c))")
+            raise ConfigError(f"{rescale} must be 0 (none), 1 (1/(1+c^2)) or 2 (1/(1+c))", key="rescale")
         self.c = float(c)
         self.rescale = int(rescale)
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mtdense.balancing.base import WeightedLossBalancer, mean_across_ranks
+from mtdense.balancing.base import WeightedLossBalancer
+from mtdense.engine.distributed import mean_across_ranks
 from mtdense.registry import BALANCERS
 from mtdense.errors import ConfigError
 
@@ -24,7 +25,7 @@ class DynamicWeightAverage(WeightedLossBalancer):
     def __init__(self, tasks: list[str], temp: float = 2.0):
         super().__init__(tasks)
         if not temp > 0:
-            raise ConfigError(f"balancer.temp: {temp} must be > 0")
+            raise ConfigError(f"{temp} must be > 0", key="temp")
         self.temp = float(temp)
         n = len(self.tasks)
         self.register_buffer("history", torch.ones(2, n, dtype=torch.float64))  # rows: L(k-2), L(k-1)

@@ -39,7 +39,8 @@ class FAMO(WeightedLossBalancer):
     def __init__(self, tasks: list[str], lr: float = 0.025, gamma: float = 0.01):
         super().__init__(tasks)
         if not lr > 0 or not gamma >= 0:
-            raise ConfigError(f"balancer: famo needs lr > 0 and gamma >= 0, got lr={lr}, gamma={gamma}")
+            raise ConfigError(f"famo needs lr > 0 and gamma >= 0, got lr={lr}, gamma={gamma}",
+                              key="lr" if not lr > 0 else "gamma")
         self.logits = nn.Parameter(torch.zeros(len(self.tasks)))
         self.optimizer = torch.optim.Adam([self.logits], lr=lr, weight_decay=gamma)
         self.register_buffer("previous_losses", torch.ones(len(self.tasks)))

@@ -27,12 +27,11 @@ class FixedWeights(WeightedLossBalancer):
         missing = [t for t in self.tasks if t not in weights]
         if unknown or missing:
             raise ConfigError(
-                f"balancer.weights: keys {sorted(weights)} must be exactly the tasks {self.tasks} "
-                f"(unknown: {unknown or 'none'}, missing: {missing or 'none'}); give one weight per task"
-            )
+                f"keys {sorted(weights)} must be exactly the tasks {self.tasks} "
+                f"(unknown: {unknown or 'none'}, missing: {missing or 'none'}); give one weight per task", key="weights")
         negative = {t: weights[t] for t in self.tasks if not float(weights[t]) >= 0}
         if negative:
-            raise ConfigError(f"balancer.weights: {negative} must be >= 0 (a negative weight maximises a loss)")
+            raise ConfigError(f"{negative} must be >= 0 (a negative weight maximises a loss)", key="weights")
         self.register_buffer("weights", torch.tensor([float(weights[t]) for t in self.tasks]))
 
     def current_weights(self, losses: Tensor) -> Tensor:

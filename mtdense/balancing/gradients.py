@@ -24,7 +24,8 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from mtdense.balancing.base import Balancer, mean_across_ranks, world_size
+from mtdense.balancing.base import Balancer
+from mtdense.engine.distributed import mean_across_ranks, world_size
 
 
 def graph_leaves(root: Tensor) -> list[Tensor]:

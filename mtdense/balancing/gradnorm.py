@@ -33,7 +33,7 @@ class GradNorm(WeightedLossBalancer):
     def __init__(self, tasks: list[str], alpha: float = 1.5, lr: float = 0.025, param_index: int | None = None):
         super().__init__(tasks)
         if not lr > 0:
-            raise ConfigError(f"balancer.lr: {lr} must be > 0")
+            raise ConfigError(f"{lr} must be > 0", key="lr")
         self.alpha = float(alpha)
         self.param_index = param_index
         self.task_weights = nn.Parameter(torch.ones(len(self.tasks)))
@@ -47,15 +47,13 @@ class GradNorm(WeightedLossBalancer):
         shared = [p for p in shared_params if p.requires_grad]
         if self.param_index is not None:
             if not -len(shared) <= self.param_index < len(shared):
-                raise ConfigError(
-                    f"balancer.param_index: {self.param_index} is out of range for {len(shared)} shared parameters"
-                )
+                raise ConfigError(f"{self.param_index} is out of range for {len(shared)} shared parameters",
+                                  key="balancer.param_index")
             return shared[self.param_index]
         matrices = [p for p in shared if p.dim() >= 2]
         if not matrices:
-            raise ConfigError(
-                "balancer: gradnorm found no shared parameter with >= 2 dims; set balancer.param_index"
-            )
+            raise ConfigError("gradnorm found no shared parameter with >= 2 dims; set balancer.param_index",
+                              key="balancer")
         return matrices[-1]
 
     def current_weights(self, losses: Tensor) -> Tensor:

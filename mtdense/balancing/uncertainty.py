@@ -31,7 +31,7 @@ class UncertaintyWeighting(WeightedLossBalancer):
     def __init__(self, tasks: list[str], lr: float = 0.025, init_log_var: float = 0.0):
         super().__init__(tasks)
         if not lr > 0:
-            raise ConfigError(f"balancer.lr: {lr} must be > 0")
+            raise ConfigError(f"{lr} must be > 0", key="lr")
         self.log_vars = nn.Parameter(torch.full((len(self.tasks),), float(init_log_var)))
         self.optimizer = torch.optim.Adam([self.log_vars], lr=lr)
 

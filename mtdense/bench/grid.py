@@ -51,7 +51,7 @@ from typing import Any, Mapping
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mtdense.config import load_config, plain, validate
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, check_keys
 
 GRID_KEYS = ("name", "seeds", "report_dir", "profile", "protocol", "prepare", "pairs", "axes")
 PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "delta_m", "skip")
@@ -272,16 +272,10 @@ def _list(value: Any, where: str) -> list:
     return value
 
 
-def _check_keys(data: Mapping, accepted: tuple[str, ...], where: str) -> None:
-    for key in data:
-        if key not in accepted:
-            raise ConfigError(f"{where}.{key}: unknown key; accepted: {', '.join(accepted)}")
-
-
 def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
     where = f"{src}: pairs.{i}"
     raw = _mapping(raw, where)
-    _check_keys(raw, PAIR_KEYS, where)
+    check_keys(raw, PAIR_KEYS, under=where)
     for req in ("name", "config"):
         if not raw.get(req):
             raise ConfigError(f"{where}.{req}: missing")
@@ -290,13 +284,13 @@ def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
     baselines = []
     for j, b in enumerate(_list(raw.get("baselines"), f"{where}.baselines")):
         b = _mapping(b, f"{where}.baselines.{j}")
-        _check_keys(b, ("name", "tasks", "overrides"), f"{where}.baselines.{j}")
+        check_keys(b, ("name", "tasks", "overrides"), under=f"{where}.baselines.{j}")
         tasks = b.get("tasks")
         if not b.get("name") or not isinstance(tasks, list) or not tasks:
             raise ConfigError(f"{where}.baselines.{j}: needs a name and a non-empty list of tasks to keep")
         baselines.append(Baseline(str(b["name"]), [str(t) for t in tasks], _mapping(b.get("overrides"), f"{where}.baselines.{j}.overrides")))
     delta = _mapping(raw.get("delta_m"), f"{where}.delta_m")
-    _check_keys(delta, ("per_task", "per_metric"), f"{where}.delta_m")
+    check_keys(delta, ("per_task", "per_metric"), under=f"{where}.delta_m")
     per_task = {str(t): m for t, m in _mapping(delta.get("per_task"), f"{where}.delta_m.per_task").items()}
     for t, m in per_task.items():
         if not isinstance(m, str):
@@ -326,7 +320,7 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
         raise ConfigError(f"{src}: grid file not found")
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     raw = _mapping(raw, src)
-    _check_keys(raw, GRID_KEYS, src)
+    check_keys(raw, GRID_KEYS, under=src)
     if not raw.get("name") or not re.fullmatch(r"[A-Za-z0-9_.-]+", str(raw["name"])):
         raise ConfigError(f"{src}: name: needs a file-name-safe name (letters, digits, _ . -)")
     seed_spec = seeds if seeds is not None else raw.get("seeds", 3)
@@ -335,19 +329,19 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
         raise ConfigError(f"{src}: seeds: {seed_spec!r} must be a positive count or a list of integer seeds")
     profile = dict(PROFILE_DEFAULTS)
     prof_raw = _mapping(raw.get("profile"), f"{src}: profile")
-    _check_keys(prof_raw, tuple(PROFILE_DEFAULTS), f"{src}: profile")
+    check_keys(prof_raw, tuple(PROFILE_DEFAULTS), under=f"{src}: profile")
     profile.update(prof_raw)
     axes = []
     for i, a in enumerate(_list(raw.get("axes"), f"{src}: axes")):
         a = _mapping(a, f"{src}: axes.{i}")
-        _check_keys(a, ("key", "values"), f"{src}: axes.{i}")
+        check_keys(a, ("key", "values"), under=f"{src}: axes.{i}")
         values = _list(a.get("values"), f"{src}: axes.{i}.values")
         if not a.get("key") or not values:
             raise ConfigError(f"{src}: axes.{i}: needs a dotted key and a non-empty list of values")
         parsed = []
         for j, v in enumerate(values):
             v = _mapping(v, f"{src}: axes.{i}.values.{j}")
-            _check_keys(v, ("label", "value"), f"{src}: axes.{i}.values.{j}")
+            check_keys(v, ("label", "value"), under=f"{src}: axes.{i}.values.{j}")
             label = v.get("label")
             if not label or not isinstance(label, str) or label.startswith(BASELINE_PREFIX) or "+" in label or "/" in label:
                 raise ConfigError(f"{src}: axes.{i}.values.{j}.label: {label!r}; give a short label without '+', '/' "

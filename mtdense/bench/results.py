@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from mtdense.atomic_write import write_text
 from mtdense.errors import ConfigError
 
 
@@ -56,10 +56,4 @@ class ResultsFile:
         old = self.path.read_text() if self.path.is_file() else ""
         if old and not old.endswith("\n"):
             old += "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".tmp{os.getpid()}")
-        with open(tmp, "w") as f:
-            f.write(old + line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_text(self.path, old + line + "\n")

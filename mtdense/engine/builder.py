@@ -24,13 +24,13 @@ from mtdense.errors import ConfigError, DataError, closest
 
 def build_dataset(cfg: DictConfig, split: str):
     if split not in cfg.data or cfg.data[split] is None:
-        raise ConfigError(f"data.{split}: not configured; add a dataset for this split or choose another split")
+        raise ConfigError("not configured; add a dataset for this split or choose another split", key=f"data.{split}")
     options = plain(cfg.data[split])
     if isinstance(options, dict) and isinstance(options.get("transform"), (dict, list)):
         options["transform"] = build_transform(options["transform"], f"data.{split}.transform")
     ds = DATASETS.build(options, f"data.{split}")
     if len(ds) == 0:
-        raise ConfigError(f"data.{split}: the dataset is empty; check its path and split")
+        raise ConfigError("the dataset is empty; check its path and split", key=f"data.{split}")
     return ds
 
 
@@ -55,7 +55,7 @@ def build_couplings(cfg: DictConfig, tasks: nn.ModuleDict) -> nn.ModuleDict:
         c = plain(c)
         name = c.pop("name", None) or c.get("type")
         if name in out or name in tasks:
-            raise ConfigError(f"couplings.{i}.name: {name!r} is already used; give each coupling a distinct name")
+            raise ConfigError(f"{name!r} is already used; give each coupling a distinct name", key=f"couplings.{i}.name")
         out[name] = COUPLINGS.build(c, f"couplings.{i}", tasks=tasks)
     return out
 
@@ -71,10 +71,10 @@ def resolve_in_channels(cfg: DictConfig, dataset: Any) -> tuple[int, list[str]]:
     given = cfg.model.get("in_channels")
     if given is None:
         if not names:
-            raise ConfigError("model.in_channels: the dataset does not report channel_names; set model.in_channels")
+            raise ConfigError("the dataset does not report channel_names; set model.in_channels", key="model.in_channels")
         given = len(names)
     elif names and given != len(names):
-        raise ConfigError(f"model.in_channels: {given} but the dataset has {len(names)} channels ({', '.join(names)})")
+        raise ConfigError(f"{given} but the dataset has {len(names)} channels ({', '.join(names)})", key="model.in_channels")
     with open_dict(cfg):
         cfg.model.in_channels = int(given)
     return int(given), names or [f"ch{i}" for i in range(given)]
@@ -128,7 +128,9 @@ def check_experiment(cfg: DictConfig) -> str | None:
     try:
         build_experiment(cfg)
         return None
-    except (DataError, OSError) as exc:
+    except (DataError, OSError, ConfigError) as exc:
+        if isinstance(exc, ConfigError) and not str(exc.key).startswith(("data.train.path", "data.train.root")):
+            raise
         channels = int(cfg.model.get("in_channels") or 1)
         build_experiment(cfg, channel_names=[f"ch{i}" for i in range(channels)])
         return f"data.train not opened ({exc}); checks that need the data were skipped"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -36,6 +35,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from mtdense import __version__
+from mtdense.atomic_write import atomic_path, write_text
 from mtdense.errors import CheckpointError
 
 FORMAT = "mtdense-checkpoint/2"
@@ -43,18 +43,10 @@ READABLE_FORMATS = ("mtdense-checkpoint/1", FORMAT)
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "trainer_state.pt"
 MANIFEST = "manifest.json"
-TMP_PREFIX = ".tmp-"
+TMP_MARK = ".tmp"  # atomic_write's temporary siblings are named <name>.tmp<pid>
 POINTER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 WEIGHT_LOADING_KEYS = {"checkpoint_path": None, "pretrained": False, "pretrained_cfg_overlay": None,
                        "encoder_weights": None}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:
@@ -82,9 +74,7 @@ def non_finite(obj: Any) -> list[str]:
 
 
 def write_pointer(path: Path, target: str) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}{os.getpid()}")
-    tmp.write_text(target + "\n")
-    os.replace(tmp, path)
+    write_text(path, target + "\n")
 
 
 def _free_name(ckpt_dir: Path, name: str) -> str:
@@ -106,25 +96,18 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor], config_y
                               f"{' …' if len(bad) > 5 else ''}; the previous checkpoints are kept")
     ckpt_dir = folder.parent
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    folder = ckpt_dir / _free_name(ckpt_dir, folder.name)
-    tmp = ckpt_dir / f"{TMP_PREFIX}{folder.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    folder = ckpt_dir / _free_name(ckpt_dir, folder.name)  # so atomic_path never replaces a folder
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
+    metadata = {"format": FORMAT, "mtdense_version": __version__, "config": config_yaml, "spec": json.dumps(spec)}
     try:
-        tmp.mkdir()
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
-        metadata = {"format": FORMAT, "mtdense_version": __version__, "config": config_yaml, "spec": json.dumps(spec)}
-        save_file(tensors, str(tmp / MODEL_FILE), metadata=metadata)
-        if trainer_state is not None:
-            torch.save(trainer_state, tmp / STATE_FILE)
-        sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
-        (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "sha256": sums}, indent=1) + "\n")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.rename(tmp, folder)
-        _fsync_dir(ckpt_dir)
+        with atomic_path(folder) as tmp:
+            tmp.mkdir()
+            save_file(tensors, str(tmp / MODEL_FILE), metadata=metadata)
+            if trainer_state is not None:
+                torch.save(trainer_state, tmp / STATE_FILE)
+            sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+            (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "sha256": sums}, indent=1) + "\n")
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"{folder}: cannot write checkpoint ({exc.strerror or exc}); "
                               "the previous checkpoints are intact") from exc
     return folder
@@ -254,7 +237,7 @@ def complete_checkpoints(ckpt_dir: Path) -> list[Path]:
     """Finished checkpoint folders (with a manifest or, format 1, a model file), oldest first."""
     if not ckpt_dir.is_dir():
         return []
-    found = [p for p in ckpt_dir.glob("step_*") if p.is_dir() and not p.name.startswith(TMP_PREFIX)
+    found = [p for p in ckpt_dir.glob("step_*") if p.is_dir() and TMP_MARK not in p.name
              and ((p / MANIFEST).is_file() or (p / MODEL_FILE).is_file())]
     return sorted(found, key=lambda p: (p.name.split("-")[0], len(p.name), p.name))
 
@@ -288,7 +271,7 @@ def clean_temporary(ckpt_dir: Path) -> list[Path]:
     """Remove what interrupted saves left behind (temporary folders and pointer files)."""
     removed = []
     if ckpt_dir.is_dir():
-        for p in ckpt_dir.glob(f"{TMP_PREFIX}*"):
+        for p in ckpt_dir.glob(f"*{TMP_MARK}*"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
             removed.append(p)
     return removed

@@ -60,12 +60,26 @@ def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
     return bool(t.item() > 0)
 
 
+def sum_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` in place over the DDP ranks (one all_reduce); no-op on one process."""
+    if is_distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def mean_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """Average ``tensor`` in place over the DDP ranks (one all_reduce); no-op on one process."""
+    if is_distributed():
+        sum_across_ranks(tensor).div_(world_size())
+    return tensor
+
+
 def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
+    """A dict of floats averaged over the ranks."""
     if not is_distributed() or not values:
         return values
-    t = torch.tensor(list(values.values()), dtype=torch.float64)
-    dist.all_reduce(t)
-    return {k: v / world_size() for k, v in zip(values, t.tolist())}
+    t = mean_across_ranks(torch.tensor(list(values.values()), dtype=torch.float64))
+    return dict(zip(values, t.tolist()))
 
 
 class ResumableSampler(Sampler[int]):

@@ -49,9 +49,7 @@ class Evaluator:
                     m.update(preds[name], target, valid)
         totals = torch.stack([torch.tensor(float(n), dtype=torch.float64, device=self.device),
                               *[torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in loss_sums.values()]])
-        if dist_utils.is_distributed():
-            torch.distributed.all_reduce(totals)
-        totals = totals.cpu()
+        totals = dist_utils.sum_across_ranks(totals).cpu()
         n_all = max(1.0, float(totals[0]))
         result = {f"{split}/loss/{k}": float(v) / n_all for k, v in zip(loss_sums, totals[1:].tolist())}
         result[f"{split}/loss"] = sum(result.values())

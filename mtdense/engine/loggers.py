@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mtdense.atomic_write import atomic_path
 from mtdense.registry import LOGGERS
 from mtdense.errors import ConfigError
 
@@ -90,12 +91,10 @@ class CSVLogger(Logger):
     def log(self, metrics, step):
         self.rows.append({"step": step, **metrics})
         columns = list(dict.fromkeys(k for r in self.rows for k in r))
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.path, durable=False) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(self.rows)
-        os.replace(tmp, self.path)
 
 
 @LOGGERS.register("wandb")
@@ -104,9 +103,9 @@ class WandbLogger(Logger):
                  entity: str | None = None, tags: list[str] | None = None):
         super().__init__(run_dir, config)
         if mode not in ("offline", "online", "disabled"):
-            raise ConfigError(f"logging.loggers.wandb.mode: {mode!r} is not one of offline, online, disabled")
+            raise ConfigError(f"{mode!r} is not one of offline, online, disabled", key="mode")
         if mode == "online" and not os.environ.get("WANDB_API_KEY"):
-            raise ConfigError("logging.loggers.wandb.mode: online needs WANDB_API_KEY set; use mode: offline and `wandb sync` later")
+            raise ConfigError("online needs WANDB_API_KEY set; use mode: offline and `wandb sync` later", key="mode")
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 

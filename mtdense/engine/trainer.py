@@ -80,6 +80,8 @@ class Trainer:
         # balancers with learnable state (uncertainty, GradNorm, FAMO) update it themselves in finalize
         self.optimizer = build_optimizer(t, list(self.model.parameters()))
         self.steps_per_epoch = self._steps_per_epoch()
+        if "val" in cfg.data:  # a bad validation dataset fails now, not after the first epoch
+            self.exp.dataset("val")
         self.scheduler = build_scheduler(t, self.optimizer, self.steps_per_epoch * int(t.max_epochs))
         self.run_dir = Path(t.out_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Iterable
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mtdense.atomic_write import write_bytes
 from mtdense.errors import ExportError
 from mtdense.engine.builder import predictions as task_predictions
 from mtdense.inference.predict import load_experiment
@@ -65,13 +65,6 @@ def _description(wrapper: ExportedModel, channel_names: list[str], checkpoint: s
             "mtdense.channel_names": json.dumps(channel_names),
             "mtdense.tasks": json.dumps({n: t.out_channels for n, t in wrapper.tasks.items()}),
             "mtdense.outputs": "predictions" if wrapper.predictions else "raw"}
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -123,7 +116,7 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", hei
         else:
             data = _torchscript_bytes(wrapper, example, description)
     out = Path(out)
-    _write_atomically(out, data)
+    write_bytes(out, data)
     return out, wrapper
 
 

@@ -8,9 +8,9 @@ from typing import Iterable
 import h5py
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from mtdense.config import validate
+from mtdense.atomic_write import atomic_path
+from mtdense.config import apply_overrides, validate
 from mtdense.engine.builder import Experiment, build_experiment, build_model, build_tasks, make_loader, predictions
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
 from mtdense.engine.evaluator import Evaluator
@@ -24,7 +24,7 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
     ``overrides`` (dotlist) may point the data sections elsewhere, e.g. ``data.test.root=...``.
     """
     ckpt = read_checkpoint(path)
-    cfg = OmegaConf.merge(ckpt["config"], OmegaConf.from_dotlist(list(overrides)))
+    cfg = apply_overrides(ckpt["config"], overrides)
     cfg = validate(cfg, source=str(ckpt["folder"]))
     check_weights_fit(cfg, ckpt)
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"])
@@ -70,9 +70,7 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
     evaluator = Evaluator(model, tasks, exp.couplings, runtime)
     ds = exp.dataset(split)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["checkpoint"] = str(resolve_checkpoint(path))
         f.attrs["split"] = split
         written = 0
@@ -89,5 +87,4 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
             ids += list(batch.get("meta", {}).get("id", [str(written + i) for i in range(len(batch["image"]))]))
             written += len(batch["image"])
         f.create_dataset("id", data=np.array(ids, dtype="S"))
-    tmp.replace(out)
     return out

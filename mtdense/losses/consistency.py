@@ -35,16 +35,16 @@ class ClassEstimateConsistency(nn.Module):
         super().__init__()
         for role, name in (("classification", classification), ("estimation", estimation)):
             if name not in tasks:
-                raise ConfigError(f"couplings.class_estimate_consistency.{role}: {name!r} is not a task; tasks: {', '.join(tasks)}")
+                raise ConfigError(f"{name!r} is not a task; tasks: {', '.join(tasks)}", key=role)
         if not hasattr(tasks[classification], "thresholds"):
-            raise ConfigError(f"couplings.class_estimate_consistency.classification: {classification!r} must be a threshold_classification task")
+            raise ConfigError(f"{classification!r} must be a threshold_classification task", key="classification")
         if direction not in ("estimation_teaches", "both", "classification_teaches"):
-            raise ConfigError(f"couplings.class_estimate_consistency.direction: {direction!r} is not one of "
-                              "estimation_teaches, both, classification_teaches")
+            raise ConfigError(f"{direction!r} is not one of estimation_teaches, both, classification_teaches",
+                              key="direction")
         if pixels not in ("all", "valid"):
-            raise ConfigError(f"couplings.class_estimate_consistency.pixels: {pixels!r} is not one of all, valid")
+            raise ConfigError(f"{pixels!r} is not one of all, valid", key="pixels")
         if temperature <= 0:
-            raise ConfigError(f"couplings.class_estimate_consistency.temperature: must be > 0, got {temperature}")
+            raise ConfigError(f"must be > 0, got {temperature}", key="temperature")
         self.cls_name, self.est_name = classification, estimation
         self.cls_task, self.est_task = tasks[classification], tasks[estimation]
         self.temperature, self.direction, self.pixels = temperature, direction, pixels

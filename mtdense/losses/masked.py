@@ -8,17 +8,14 @@ process on the whole global batch even when ranks hold different numbers of vali
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
+
+from mtdense.engine.distributed import is_distributed, mean_across_ranks
 
 
 def global_count(valid: torch.Tensor) -> torch.Tensor:
     """Number of valid pixels over all ranks, divided by the world size (a float tensor)."""
     count = valid.sum().to(torch.float32)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        count = count.detach().clone()
-        dist.all_reduce(count)
-        count = count / dist.get_world_size()
-    return count
+    return mean_across_ranks(count.detach().clone()) if is_distributed() else count
 
 
 def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

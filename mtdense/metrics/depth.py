@@ -31,9 +31,8 @@ class DepthMetrics(Metric):
     def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0):
         super().__init__()
         if not 0 < min_depth < max_depth:
-            raise ConfigError(
-                f"depth metric: need 0 < min_depth < max_depth, got min_depth={min_depth!r}, max_depth={max_depth!r}"
-            )
+            raise ConfigError(f"need 0 < min_depth < max_depth, got min_depth={min_depth!r}, max_depth={max_depth!r}",
+                              key="min_depth" if min_depth <= 0 else "max_depth")
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         for name in _SUMS:
             self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")

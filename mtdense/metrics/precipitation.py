@@ -48,7 +48,7 @@ class PrecipCategorical(Metric):
     def __init__(self, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, **kwargs):
         super().__init__(**kwargs)
         if not thresholds or any(float(t) <= 0 for t in thresholds):
-            raise ConfigError(f"metrics.thresholds: {list(thresholds)}; give one or more positive rain rates in mm/h")
+            raise ConfigError(f"{list(thresholds)}; give one or more positive rain rates in mm/h", key="thresholds")
         self.thresholds = [float(t) for t in thresholds]
         for name in ("hits", "misses", "false_alarms", "correct_negatives"):
             self.add_state(name, default=torch.zeros(len(self.thresholds), dtype=torch.int64), dist_reduce_fx="sum")

@@ -29,7 +29,7 @@ class SegmentationMetrics(Metric):
     def __init__(self, num_classes: int):
         super().__init__()
         if not (isinstance(num_classes, int) and num_classes >= 2):
-            raise ConfigError(f"segmentation metric: num_classes={num_classes!r} must be an integer >= 2")
+            raise ConfigError(f"{num_classes!r} must be an integer >= 2", key="num_classes")
         self.num_classes = num_classes
         self.add_state("confusion", torch.zeros(num_classes, num_classes, dtype=torch.int64), dist_reduce_fx="sum")
 

@@ -28,9 +28,8 @@ from mtdense.errors import ConfigError
 def _check_weights_path(path: str | None) -> None:
     if path is not None and not Path(path).is_file():
         raise ConfigError(
-            f"model.backbone.checkpoint_path: {path!r} does not exist; pretrained weights are only "
-            "loaded from a local file (nothing is downloaded)"
-        )
+            f"{path!r} does not exist; pretrained weights are only loaded from a local file (nothing is downloaded)",
+            key="checkpoint_path")
 
 
 @BACKBONES.register("timm")
@@ -47,13 +46,13 @@ class TimmBackbone(nn.Module):
         _check_weights_path(checkpoint_path)
         fetching = sorted(k for k in ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay") if k in timm_kwargs)
         if fetching:
-            raise ConfigError(f"not accepted: weights load only from a local file given as checkpoint_path "
+            raise ConfigError("not accepted: weights load only from a local file given as checkpoint_path "
                               "(nothing is downloaded)", key=fetching[0])
         if name not in timm.list_models():
             import difflib
 
             close = difflib.get_close_matches(name, timm.list_models(), n=3)
-            raise ConfigError(f"model.backbone.name: unknown timm model {name!r}; closest: {', '.join(close)}")
+            raise ConfigError(f"unknown timm model {name!r}; closest: {', '.join(close)}", key="name")
         kwargs = dict(features_only=True, in_chans=in_channels, **timm_kwargs)
         if out_indices is not None:
             kwargs["out_indices"] = tuple(out_indices)
@@ -83,7 +82,7 @@ class SmpBackbone(nn.Module):
             self.body = smp.encoders.get_encoder(name, in_channels=in_channels, depth=depth, weights=None)
         except KeyError as exc:
             raise ConfigError(
-                f"model.backbone.name: unknown smp encoder {name!r}; see segmentation_models_pytorch.encoders.get_encoder_names()"
+                f"unknown smp encoder {name!r}; see segmentation_models_pytorch.encoders.get_encoder_names()", key="name"
             ) from exc
         if checkpoint_path:
             state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -105,7 +104,7 @@ class UNetEncoder(nn.Module):
                  norm: str = "batch", activation: str = "relu", downsample: str = "maxpool"):
         super().__init__()
         if downsample not in ("maxpool", "stride"):
-            raise ConfigError(f"model.backbone.downsample: {downsample!r} is not one of maxpool, stride")
+            raise ConfigError(f"{downsample!r} is not one of maxpool, stride", key="downsample")
         widths = [min(width * 2**i, max_width) for i in range(depth)]
         self.levels = nn.ModuleList()
         prev = in_channels

@@ -10,17 +10,24 @@ NORMS = ("batch", "instance", "group", "none")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu")
 
 
-def make_norm(kind: str, channels: int) -> nn.Module:
+def group_count(width: int, max_groups: int) -> int:
+    """Largest divisor of ``width`` that is <= ``max_groups`` (GroupNorm uses 32 in Wu & He 2018)."""
+    return max(g for g in range(1, min(width, max_groups) + 1) if width % g == 0)
+
+
+def make_norm(kind: str, channels: int, max_groups: int = 8) -> nn.Module:
+    """The one norm factory: ``batch``, ``instance`` (nnU-Net's choice), ``group`` (at most
+    ``max_groups`` groups) or ``none``. Encoders, decoders and heads use 8 groups at most;
+    interaction modules use 32, the GroupNorm paper's default."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
-    if kind == "instance":  # nnU-Net's choice
+    if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     if kind == "group":
-        groups = next(g for g in (8, 4, 2, 1) if channels % g == 0)
-        return nn.GroupNorm(groups, channels)
+        return nn.GroupNorm(group_count(channels, max_groups), channels)
     if kind == "none":
         return nn.Identity()
-    raise ConfigError(f"norm: {kind!r} is not one of {', '.join(NORMS)}")
+    raise ConfigError(f"{kind!r} is not one of {', '.join(NORMS)}", key="norm")
 
 
 def make_activation(kind: str) -> nn.Module:
@@ -32,7 +39,7 @@ def make_activation(kind: str) -> nn.Module:
         return nn.GELU()
     if kind == "silu":
         return nn.SiLU(inplace=True)
-    raise ConfigError(f"activation: {kind!r} is not one of {', '.join(ACTIVATIONS)}")
+    raise ConfigError(f"{kind!r} is not one of {', '.join(ACTIVATIONS)}", key="activation")
 
 
 class ConvNormAct(nn.Sequential):

@@ -28,15 +28,17 @@ class UNetDecoder(nn.Module):
         max_stages = levels - 1
         self.num_stages = max_stages if num_stages is None else num_stages
         if not 1 <= self.num_stages <= max_stages:
-            raise ConfigError(f"decoder.num_stages: {num_stages} must be in 1..{max_stages} for this backbone")
+            raise ConfigError(f"{num_stages} must be in 1..{max_stages} for this backbone", key="num_stages")
         skips = list(reversed(encoder_channels[:-1]))[: self.num_stages]
         if widths is None:
             widths = skips
+        if not isinstance(widths, (list, tuple)):
+            raise ConfigError(f"{widths!r} must be a list of channel widths, one per stage", key="widths")
         widths = list(widths)
         if len(widths) != self.num_stages:
-            raise ConfigError(f"decoder.widths: needs {self.num_stages} entries (one per stage), got {len(widths)}")
+            raise ConfigError(f"needs {self.num_stages} entries (one per stage), got {len(widths)}", key="widths")
         if upsample not in ("bilinear", "transpose"):
-            raise ConfigError(f"decoder.upsample: {upsample!r} is not one of bilinear, transpose")
+            raise ConfigError(f"{upsample!r} is not one of bilinear, transpose", key="upsample")
         self.upsample = upsample
         self.ups = nn.ModuleList()
         self.blocks = nn.ModuleList()

@@ -24,18 +24,30 @@ import torch
 from torch import nn
 
 from mtdense.registry import BACKBONES, DECODERS, HEADS, INTERACTIONS
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, check_keys
 
 MODEL_KEYS = ("in_channels", "backbone", "decoder", "branches", "interactions", "head", "heads")
 
 
 class MultiTaskModel(nn.Module):
+    """Backbone → per-branch decoders, stage by stage, with interaction modules in between → heads.
+
+    ``forward(image)`` returns ``{task: raw output B×C_t×H×W}`` at the input resolution (raw =
+    before the task's activation; ``Task.predict`` turns it into class ids or values). Built from
+    the ``model:`` section (see the module docstring), the tasks' output channels and the number
+    of input channels; ``shared_parameters()`` lists the parameters used by more than one task.
+    """
+
     def __init__(self, cfg: Mapping[str, Any], task_channels: Mapping[str, int], in_channels: int):
         super().__init__()
         cfg = dict(cfg)
-        for key in cfg:
-            if key not in MODEL_KEYS:
-                raise ConfigError(f"model.{key}: unknown key; accepted: {', '.join(MODEL_KEYS)}")
+        try:
+            self._build(cfg, task_channels, in_channels)
+        except ConfigError as exc:  # keys relative to ``model:``; nested builds are already absolute
+            raise exc if exc.key and exc.key.startswith("model.") else exc.under("model") from None
+
+    def _build(self, cfg: dict[str, Any], task_channels: Mapping[str, int], in_channels: int) -> None:
+        check_keys(cfg, MODEL_KEYS)
         self.task_names = list(task_channels)
         self.backbone = BACKBONES.build(cfg.get("backbone", {"type": "timm"}), "model.backbone", in_channels=in_channels)
         enc = dict(encoder_channels=self.backbone.channels, encoder_reductions=self.backbone.reductions)
@@ -44,23 +56,24 @@ class MultiTaskModel(nn.Module):
         self.branch_of: dict[str, str] = {}
         self.decoders = nn.ModuleDict()
         for bname, bcfg in branches.items():
-            extra = set(bcfg) - {"tasks", "decoder"}
-            if extra:
-                raise ConfigError(f"model.branches.{bname}.{sorted(extra)[0]}: unknown key; accepted: tasks, decoder")
+            check_keys(bcfg, ("tasks", "decoder"), under=f"branches.{bname}")
             for t in bcfg.get("tasks", []):
                 if t not in task_channels:
-                    raise ConfigError(f"model.branches.{bname}.tasks: {t!r} is not a task; tasks: {', '.join(self.task_names)}")
+                    raise ConfigError(f"{t!r} is not a task; tasks: {', '.join(self.task_names)}",
+                                      key=f"branches.{bname}.tasks")
                 if t in self.branch_of:
-                    raise ConfigError(f"model.branches.{bname}.tasks: {t!r} is already in branch {self.branch_of[t]!r}")
+                    raise ConfigError(f"{t!r} is already in branch {self.branch_of[t]!r}", key=f"branches.{bname}.tasks")
                 self.branch_of[t] = bname
-            dcfg = bcfg.get("decoder") or cfg.get("decoder") or {"type": "unet"}
-            self.decoders[bname] = DECODERS.build(dcfg, f"model.branches.{bname}.decoder", **enc)
+            own = bool(bcfg.get("decoder"))
+            dcfg = bcfg.get("decoder") if own else cfg.get("decoder") or {"type": "unet"}
+            where = f"model.branches.{bname}.decoder" if own else "model.decoder"
+            self.decoders[bname] = DECODERS.build(dcfg, where, **enc)
         missing = [t for t in self.task_names if t not in self.branch_of]
         if missing:
-            raise ConfigError(f"model.branches: task(s) {', '.join(missing)} belong to no branch")
+            raise ConfigError(f"task(s) {', '.join(missing)} belong to no branch", key="branches")
         stages = {d.num_stages for d in self.decoders.values()}
         if len(stages) != 1:
-            raise ConfigError(f"model.branches: all branch decoders need the same number of stages, got {sorted(stages)}")
+            raise ConfigError(f"all branch decoders need the same number of stages, got {sorted(stages)}", key="branches")
         self.num_stages = stages.pop()
 
         # interactions[s] is the list of modules applied after decoder stage s
@@ -78,11 +91,12 @@ class MultiTaskModel(nn.Module):
         head_cfgs = cfg.get("heads") or {}
         for t in head_cfgs:
             if t not in task_channels:
-                raise ConfigError(f"model.heads.{t}: not a task; tasks: {', '.join(self.task_names)}")
+                raise ConfigError(f"not a task; tasks: {', '.join(self.task_names)}", key=f"heads.{t}")
         for t, out_ch in task_channels.items():
             hcfg = head_cfgs.get(t) or cfg.get("head") or {"type": "conv"}
             width = self.decoders[self.branch_of[t]].stage_channels[-1]
-            self.heads[t] = HEADS.build(hcfg, f"model.heads.{t}", in_channels=width, out_channels=out_ch)
+            where = f"model.heads.{t}" if head_cfgs.get(t) else "model.head"
+            self.heads[t] = HEADS.build(hcfg, where, in_channels=width, out_channels=out_ch)
 
     def _resolve_stages(self, stages: Any, where: str) -> list[int]:
         if stages == "all":
@@ -95,7 +109,8 @@ class MultiTaskModel(nn.Module):
         for s in stages:
             s = int(s)
             if not -self.num_stages <= s < self.num_stages:
-                raise ConfigError(f"{where}.stages: {s} is out of range; this decoder has stages 0..{self.num_stages - 1}")
+                raise ConfigError(f"{s} is out of range; this decoder has stages 0..{self.num_stages - 1}",
+                                  key=f"{where}.stages")
             out.append(s % self.num_stages)
         return out
 

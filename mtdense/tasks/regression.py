@@ -35,6 +35,9 @@ TRANSFORMS = {"none": (lambda x: x, lambda x: x), "log1p": (torch.log1p, torch.e
 
 @TASKS.register("regression")
 class RegressionTask(Task):
+    """Per-pixel values: one output channel, ``activation`` and ``target_transform`` as in the module
+    docstring; prediction in the target's units, optionally gated by a classification task."""
+
     out_channels = 1
 
     def __init__(self, name: str, target: str, activation: str = "none", target_transform: str = "none",
@@ -46,15 +49,16 @@ class RegressionTask(Task):
         if self.gate:
             unknown = set(self.gate) - {"task", "mode", "threshold", "level"}
             if unknown or "task" not in self.gate:
-                raise ConfigError(f"tasks.{name}.gate: needs 'task' and accepts mode (hard|soft), threshold, level; got {sorted(self.gate)}")
+                raise ConfigError(f"needs 'task' and accepts mode (hard|soft), threshold, level; got {sorted(self.gate)}",
+                                  key="gate")
             if self.gate.setdefault("mode", "hard") not in ("hard", "soft"):
-                raise ConfigError(f"tasks.{name}.gate.mode: {self.gate['mode']!r} is not one of hard, soft")
+                raise ConfigError(f"{self.gate['mode']!r} is not one of hard, soft", key="gate.mode")
             self.gate.setdefault("threshold", 0.5)
             self.gate.setdefault("level", 1)
         if activation not in ACTIVATIONS:
-            raise ConfigError(f"tasks.{name}.activation: {activation!r} is not one of {', '.join(ACTIVATIONS)}")
+            raise ConfigError(f"{activation!r} is not one of {', '.join(ACTIVATIONS)}", key="activation")
         if target_transform not in TRANSFORMS:
-            raise ConfigError(f"tasks.{name}.target_transform: {target_transform!r} is not one of {', '.join(TRANSFORMS)}")
+            raise ConfigError(f"{target_transform!r} is not one of {', '.join(TRANSFORMS)}", key="target_transform")
         self.activation = activation
         self.target_transform = target_transform
         self.loss_target_min = loss_target_min

@@ -12,6 +12,9 @@ from mtdense.tasks.base import Task
 
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
+    """Per-pixel classes: ``num_classes`` logits, loss on valid pixels (default cross-entropy),
+    prediction = argmax, probabilities = softmax; ``class_names`` label per-class metrics."""
+
     def __init__(self, name: str, num_classes: int, target: str = "semantic",
                  loss: Mapping[str, Any] | str = "ce", metrics: list | None = None,
                  class_names: list[str] | None = None):

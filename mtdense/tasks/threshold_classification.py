@@ -18,11 +18,14 @@ from mtdense.tasks.segmentation import SegmentationTask
 
 @TASKS.register("threshold_classification")
 class ThresholdClassificationTask(SegmentationTask):
+    """Classes of a continuous target by ``thresholds`` (K thresholds → K+1 classes, "≥ τ" is an
+    event); ``event_probability`` gives P(class ≥ level) for gates and verification."""
+
     def __init__(self, name: str, target: str, thresholds: list[float], loss: Mapping[str, Any] | str = "ce",
                  metrics: list | None = None):
         thresholds = [float(t) for t in thresholds]
         if not thresholds or sorted(thresholds) != thresholds or len(set(thresholds)) != len(thresholds):
-            raise ConfigError(f"tasks.{name}.thresholds: need strictly increasing values, got {thresholds}")
+            raise ConfigError(f"need strictly increasing values, got {thresholds}", key="thresholds")
         names = [f"<{thresholds[0]:g}"] + [f">={t:g}" for t in thresholds]
         super().__init__(name, len(thresholds) + 1, target, loss, metrics, class_names=names)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32), persistent=False)

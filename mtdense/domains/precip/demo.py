@@ -20,14 +20,14 @@ from mtdense.analysis.band_importance import band_importance, ranking_lines
 from mtdense.analysis.figures import class_maps, density_scatter
 from mtdense.domains.precip.figures import rain_rate_maps, threshold_score_bars
 from mtdense.domains.precip.gpi_baseline import gpi_baseline_scores
-from mtdense.config import CONFIG_DIR, load_config
+from mtdense.config import CONFIG_DIR, SPLITS, load_config
 from mtdense.domains.precip.prepare import prepare_precip
 from mtdense.domains.precip.synth import synth_precip
 from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.inference.predict import evaluate_checkpoint, predict_checkpoint
+from mtdense.metrics.precipitation import DEFAULT_THRESHOLDS as THRESHOLDS
 from mtdense.engine.trainer import Trainer
 
-THRESHOLDS = (0.5, 2.0, 5.0, 10.0)
 
 
 def _table(rows: dict[str, dict[str, float]], keys: list[str]) -> list[str]:
@@ -59,7 +59,7 @@ def run_precip_demo(out: str | Path = "demo_output/precip", scenes: int = 96, si
     timings["prepare tile store"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
-    data = [f"data.{s}.path={store}" for s in ("train", "val", "test")]
+    data = [f"data.{s}.path={store}" for s in SPLITS]
     cfg = load_config(CONFIG_DIR / "precip" / "mtcf.yaml",
                       data + [f"trainer.out_dir={out / 'run'}", f"trainer.max_epochs={epochs}", f"seed={seed}"]
                       + list(overrides or []))

@@ -41,10 +41,11 @@ import numpy as np
 from mtdense.domains.precip.imerg import read_imerg
 from mtdense.domains.precip.regrid import block_mean, cell_index, nearest
 from mtdense.domains.precip.ptree import band_channel_name, iter_ptree_channels
+from mtdense.atomic_write import atomic_path
+from mtdense.config import SPLITS
 from mtdense.errors import ConfigError
 
 REGRID_MODES = ("ahi_to_label", "label_to_ahi")
-SPLITS = ("train", "val", "test")
 _PTREE_NAME = re.compile(r"NC_H\d\d_(\d{8})_(\d{4})_")
 _IMERG_NAME = re.compile(r"\.(\d{8})-S(\d{6})-E\d{6}\.")
 PAIRING_RULE = "scan time t paired with the IMERG granule whose [start, start+30min) contains t"
@@ -238,9 +239,7 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
     stats, nan_tiles, all_missing, synthetic = _TrainStats(n_ch), [], [], False
     split_indices = {s: [] for s in SPLITS}
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_name(out_path.name + ".partial")
-    with h5py.File(tmp_path, "w") as f:
+    with atomic_path(out_path) as tmp_path, h5py.File(tmp_path, "w") as f:
         image = f.create_dataset("image", (0, n_ch, t, t), "f4", maxshape=(None, n_ch, t, t),
                                  chunks=(1, n_ch, t, t), compression="gzip", compression_opts=1, shuffle=True)
         rain = f.create_dataset("rain_rate", (0, t, t), "f4", maxshape=(None, t, t), chunks=(1, t, t),
@@ -305,5 +304,4 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
         summary = {"path": str(out_path), "tiles": {s: len(v) for s, v in split_indices.items()},
                    "scenes": len(scenes), "unpaired_ahi": unpaired, "all_missing_imerg": all_missing,
                    "channel_names": channel_names, "synthetic": synthetic}
-    tmp_path.replace(out_path)
     return summary

@@ -20,17 +20,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mtdense.registry import DATASETS
+from mtdense.config import SPLITS
 from mtdense.errors import ConfigError, DataError
-
-SPLITS = ("train", "val", "test")
+from mtdense.registry import DATASETS
 
 
 def _open(path: Path):
     import h5py
 
     if not path.is_file():
-        raise DataError(f"{path}: tile store not found; create it with `mtdense data prepare-precip` (or check data.*.path)")
+        raise ConfigError(f"tile store {path} not found; create it with `mtdense data prepare-precip`", key="path")
     try:
         return h5py.File(path, "r")
     except OSError as exc:
@@ -52,12 +51,12 @@ class PrecipTiles(Dataset):
                  normalize: bool = True, transform: Callable[[dict], dict] | None = None):
         self.path = Path(path)
         if split not in SPLITS:
-            raise ConfigError(f"data.split: {split!r} is not a split; choose one of {', '.join(SPLITS)}")
+            raise ConfigError(f"{split!r} is not a split; choose one of {', '.join(SPLITS)}", key="split")
         with _open(self.path) as f:
             for key in ("image", "rain_rate", f"split/{split}", "stats/mean", "stats/std"):
                 if key not in f:
-                    raise ConfigError(f"data.path: {self.path} has no {key!r}; not a complete precip tile store, "
-                                      "re-run prepare")
+                    raise ConfigError(f"{self.path} has no {key!r}; not a complete precip tile store, re-run prepare",
+                                      key="path")
             stored = [str(c) for c in f.attrs["channel_names"]]
             self.indices = f[f"split/{split}"][:]
             mean, std = f["stats/mean"][:], f["stats/std"][:]
@@ -67,8 +66,8 @@ class PrecipTiles(Dataset):
         names = list(bands) if bands is not None else stored
         unknown = [b for b in names if b not in stored]
         if unknown:
-            raise ConfigError(f"data.bands: {', '.join(map(repr, unknown))} not in {self.path}; "
-                              f"stored channels: {', '.join(stored)}")
+            raise ConfigError(f"{', '.join(map(repr, unknown))} not in {self.path}; "
+                              f"stored channels: {', '.join(stored)}", key="bands")
         self.channel_names = names
         self._channel_index = np.array([stored.index(b) for b in names])
         self._mean = mean[self._channel_index].astype(np.float32)[:, None, None]

@@ -133,15 +133,15 @@ class Cityscapes(Dataset):
         transform: Callable[[dict], dict] | None = None,
     ):
         if classes not in (19, 7):
-            raise ConfigError(f"data.classes: {classes!r} is not supported; use 19 (train ids) or 7 (categories)")
+            raise ConfigError(f"{classes!r} is not supported; use 19 (train ids) or 7 (categories)", key="classes")
         if target not in ("depth", "disparity"):
-            raise ConfigError(f"data.target: {target!r} is not supported; use 'depth' or 'disparity'")
+            raise ConfigError(f"{target!r} is not supported; use 'depth' or 'disparity'", key="target")
         if size is not None and (len(size) != 2 or any(int(s) != s or s < 1 for s in size)):
-            raise ConfigError(f"data.size: {size!r} must be two positive integers [H, W] or null")
+            raise ConfigError(f"{size!r} must be two positive integers [H, W] or null", key="size")
         if not max_depth > 0:
-            raise ConfigError(f"data.max_depth: {max_depth!r} must be a positive number of metres")
+            raise ConfigError(f"{max_depth!r} must be a positive number of metres", key="max_depth")
         if not 0 <= crop_bottom < 1:
-            raise ConfigError(f"data.crop_bottom: {crop_bottom!r} must be a fraction in [0, 1)")
+            raise ConfigError(f"{crop_bottom!r} must be a fraction in [0, 1)", key="crop_bottom")
         self.root, self.split = Path(root), split
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.classes, self.target = classes, target

@@ -28,7 +28,7 @@ from torch import nn
 
 from mtdense.registry import INTERACTIONS
 
-from .common import check_channels, check_choice, check_feats, check_positive_int, make_norm, pair_modules
+from .common import check_channels, check_choice, check_feats, check_positive_int, norm_layer, pair_modules
 
 NAME = "cbim"
 
@@ -40,7 +40,7 @@ def _gate(in_width: int, kernel_size: int, hidden: int | None, norm: str) -> nn.
         return nn.Sequential(nn.Conv2d(in_width, 1, kernel_size, padding=pad))
     return nn.Sequential(
         nn.Conv2d(in_width, hidden, kernel_size, padding=pad, bias=norm == "none"),
-        make_norm(norm, hidden),
+        norm_layer(norm, hidden),
         nn.ReLU(inplace=True),
         nn.Conv2d(hidden, 1, kernel_size, padding=pad),
     )
@@ -50,7 +50,7 @@ def _message(in_width: int, out_width: int, norm: str) -> nn.Sequential:
     """T_{j->i}: 1×1 convolution from branch j's width to branch i's width, then norm."""
     return nn.Sequential(
         nn.Conv2d(in_width, out_width, kernel_size=1, bias=norm == "none"),
-        make_norm(norm, out_width),
+        norm_layer(norm, out_width),
     )
 
 

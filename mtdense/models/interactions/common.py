@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from mtdense.errors import ConfigError
+from mtdense.models.blocks import make_norm
 
 
 def check_channels(channels: Mapping[str, int], module: str) -> dict[str, int]:
@@ -40,13 +41,13 @@ def check_choice(value: object, allowed: Iterable[object], key: str, module: str
     """Raise ConfigError if ``value`` is not one of ``allowed`` (names the option)."""
     allowed = tuple(allowed)
     if value not in allowed:
-        raise ConfigError(f"{module}.{key}: {value!r} is not supported; choose one of {', '.join(map(repr, allowed))}")
+        raise ConfigError(f"{value!r} is not supported by {module}; choose one of {', '.join(map(repr, allowed))}", key=key)
 
 
 def check_positive_int(value: object, key: str, module: str) -> None:
     """Raise ConfigError unless ``value`` is an int >= 1 (bools are rejected)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{module}.{key}: {value!r} must be a positive int")
+        raise ConfigError(f"{value!r} must be a positive int", key=key)
 
 
 def check_feats(feats: Mapping[str, torch.Tensor], channels: Mapping[str, int], module: str) -> None:
@@ -75,18 +76,9 @@ def check_feats(feats: Mapping[str, torch.Tensor], channels: Mapping[str, int], 
             )
 
 
-def group_count(width: int, max_groups: int = 32) -> int:
-    """Largest divisor of ``width`` that is <= ``max_groups`` (GroupNorm default of Wu & He 2018)."""
-    return max(g for g in range(1, min(width, max_groups) + 1) if width % g == 0)
-
-
-def make_norm(kind: str, width: int) -> nn.Module:
-    """``"batch"`` -> BatchNorm2d, ``"group"`` -> GroupNorm, ``"none"`` -> Identity."""
-    if kind == "batch":
-        return nn.BatchNorm2d(width)
-    if kind == "group":
-        return nn.GroupNorm(group_count(width), width)
-    return nn.Identity()
+def norm_layer(kind: str, width: int) -> nn.Module:
+    """An interaction module's norm layer: ``make_norm`` with up to 32 groups (Wu & He 2018)."""
+    return make_norm(kind, width, max_groups=32)
 
 
 def projection(in_width: int, out_width: int) -> nn.Module:

@@ -44,7 +44,7 @@ class CrossStitch(nn.Module):
         super().__init__()
         self.channels = check_channels(channels, NAME)
         if isinstance(alpha_self, bool) or not isinstance(alpha_self, (int, float)) or not 0.0 <= alpha_self <= 1.0:
-            raise ConfigError(f"{NAME}.alpha_self: {alpha_self!r} must be a number in [0, 1]")
+            raise ConfigError(f"{alpha_self!r} must be a number in [0, 1]", key="alpha_self")
         tasks = list(self.channels)
         if len(tasks) < 2:
             return

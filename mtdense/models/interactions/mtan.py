@@ -28,7 +28,7 @@ from torch import nn
 
 from mtdense.registry import INTERACTIONS
 
-from .common import check_channels, check_choice, check_feats, pair_modules, projection
+from .common import check_channels, check_choice, check_feats, norm_layer, pair_modules, projection
 
 NAME = "mtan_attention"
 
@@ -37,10 +37,10 @@ def _attention_mask(in_width: int, out_width: int) -> nn.Sequential:
     """MTAN attention block: conv1×1 -> BN -> ReLU -> conv1×1 -> BN -> sigmoid."""
     return nn.Sequential(
         nn.Conv2d(in_width, out_width, kernel_size=1, bias=False),
-        nn.BatchNorm2d(out_width),
+        norm_layer("batch", out_width),
         nn.ReLU(inplace=True),
         nn.Conv2d(out_width, out_width, kernel_size=1, bias=False),
-        nn.BatchNorm2d(out_width),
+        norm_layer("batch", out_width),
         nn.Sigmoid(),
     )
 

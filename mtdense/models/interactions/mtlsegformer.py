@@ -33,7 +33,7 @@ from torch import nn
 from mtdense.registry import INTERACTIONS
 from mtdense.errors import ConfigError
 
-from .common import check_channels, check_choice, check_feats, check_positive_int, pair_modules, projection
+from .common import check_channels, check_choice, check_feats, check_positive_int, norm_layer, pair_modules, projection
 
 NAME = "mtlsegformer_reweight"
 
@@ -42,7 +42,7 @@ def _attention_net(in_width: int, hidden: int, out_maps: int) -> nn.Sequential:
     """g_t: 3×3 conv -> BN -> ReLU -> 1×1 conv producing the attention logits."""
     return nn.Sequential(
         nn.Conv2d(in_width, hidden, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(hidden),
+        norm_layer("batch", hidden),
         nn.ReLU(inplace=True),
         nn.Conv2d(hidden, out_maps, kernel_size=1),
     )
@@ -52,7 +52,7 @@ def _fusion(width: int) -> nn.Sequential:
     """h_t: 1×1 conv from [S_t; R_t] back to C_t -> BN -> ReLU."""
     return nn.Sequential(
         nn.Conv2d(2 * width, width, kernel_size=1, bias=False),
-        nn.BatchNorm2d(width),
+        norm_layer("batch", width),
         nn.ReLU(inplace=True),
     )
 
@@ -85,9 +85,8 @@ class CrossTaskReweighting(nn.Module):
         tasks = list(self.channels)
         if len(tasks) == 2 and normalisation == "softmax":
             raise ConfigError(
-                f"{NAME}.normalisation: 'softmax' over the single other task of a 2-task model is constantly 1 "
-                "(the attention would never train); use 'sigmoid' for 2 tasks"
-            )
+                "'softmax' over the single other task of a 2-task model is constantly 1 "
+                "(the attention would never train); use 'sigmoid' for 2 tasks", key="normalisation")
         self.normalisation = normalisation
         self.per_channel = per_channel
         self.residual = residual

@@ -1,4 +1,7 @@
-"""PAD-Net multi-modal distillation (attention-guided message passing) between branches.
+"""PAD-Net's multi-modal fusion block (attention-guided message passing) between branches.
+
+The paper calls it a "multi-modal distillation" module; it fuses features across tasks inside one
+network and has nothing to do with knowledge distillation (teacher → student), hence the name.
 
 Source: Xu, Ouyang, Wang, Sebe, "PAD-Net: Multi-Tasks Guided Prediction-and-Distillation
 Network for Simultaneous Depth Estimation and Scene Parsing", CVPR 2018, arXiv:1805.04409,
@@ -30,7 +33,7 @@ from torch import nn
 
 from mtdense.registry import INTERACTIONS
 
-from .common import check_channels, check_feats, check_positive_int, pair_modules
+from .common import check_channels, check_feats, check_positive_int, norm_layer, pair_modules
 
 NAME = "padnet"
 
@@ -38,13 +41,13 @@ NAME = "padnet"
 def _intermediate(in_width: int, out_width: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_width, out_width, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_width),
+        norm_layer("batch", out_width),
         nn.ReLU(inplace=True),
     )
 
 
 @INTERACTIONS.register(NAME)
-class PadNetDistillation(nn.Module):
+class PadNetFusion(nn.Module):
     """Attention-guided message passing from every branch's intermediate map to the others.
 
     Options: ``hidden`` (width of every intermediate map P_t; None = the branch width C_t).
