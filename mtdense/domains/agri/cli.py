@@ -19,11 +19,8 @@ def add_commands(commands, data) -> None:
                         description="Does nothing when ROOT already holds fields made with the same options; "
                                     "refuses a ROOT holding other data.")
     d.add_argument("--root", required=True)
-    d.add_argument("--n-train", type=int, default=128)
-    d.add_argument("--n-val", type=int, default=32)
-    d.add_argument("--n-test", type=int, default=32)
-    d.add_argument("--height", type=int, default=64)
-    d.add_argument("--width", type=int, default=64)
+    for option, default in (("--n-train", 128), ("--n-val", 32), ("--n-test", 32), ("--height", 64), ("--width", 64)):
+        d.add_argument(option, type=int, default=default)
     d.add_argument("--nir", action="store_true", help="add a near-infrared band (4-channel TIFF images)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(run=_synth)

@@ -14,7 +14,6 @@ records the options, so ``synth_agri_once`` is idempotent and refuses a folder m
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from mtdense.data.generate_once import generate_once
 from mtdense.domains.agri.field import random_field
 from mtdense.domains.agri.render import render_field
-from mtdense.errors import DataError
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 MARKER = "mtdense_synth_agri.json"
@@ -72,18 +71,7 @@ def synth_agri(root: str | Path, counts: dict[str, int], height: int = 64, width
 def synth_agri_once(root: str | Path, counts: dict[str, int], height: int = 64, width: int = 64, nir: bool = False,
                     seed: int = 0) -> dict:
     """``synth_agri`` unless ``root`` already holds fields made with the same options."""
-    folder = Path(root)
     params = {"counts": counts, "height": height, "width": width, "nir": nir, "seed": seed}
-    marker = folder / MARKER
-    if marker.is_file():
-        found = json.loads(marker.read_text())
-        if found == params:
-            return {"root": str(folder), "already_present": True, **params}
-        raise DataError(f"{folder}: holds synthetic fields made with {found}, not {params}; "
-                        "delete the folder or choose another root")
-    if any((folder / split / "images").exists() for split in counts):
-        raise DataError(f"{folder}: holds field images without {MARKER} (other data, or an interrupted generation); "
-                        "delete it or choose another root")
-    summary = synth_agri(folder, counts, height, width, nir, seed)
-    marker.write_text(json.dumps(params) + "\n")
-    return summary
+    return generate_once(root, MARKER, params,
+                         lambda folder: any((folder / split / "images").exists() for split in counts),
+                         lambda: synth_agri(root, counts, height, width, nir, seed), "synthetic fields")
