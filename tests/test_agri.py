@@ -106,3 +106,9 @@ def test_synth_once_is_idempotent_and_refuses_other_options(tmp_path):
     assert synth_agri_once(tmp_path, {"train": 1, "val": 1}, height=32, width=32)["already_present"]
     with pytest.raises(DataError, match="delete the folder"):
         synth_agri_once(tmp_path, {"train": 2, "val": 1}, height=32, width=32)
+
+
+def test_synth_once_refuses_a_folder_holding_other_images(tmp_path):
+    (tmp_path / "train" / "images").mkdir(parents=True)
+    with pytest.raises(DataError, match="without mtdense_synth_agri.json"):
+        synth_agri_once(tmp_path, {"train": 1}, height=32, width=32)
