@@ -1,10 +1,10 @@
-"""Balancers: hand-computed cases, a conformance suite over every registered balancer, and
-a 2-process DDP check. All data here is synthetic (random tensors, known linear models)."""
+"""Balancers: hand-computed cases and a 2-process DDP check (the conformance kit runs on every
+registered balancer in tests/test_plugin_conformance.py). All data here is synthetic (random
+tensors, known linear models)."""
 
 from __future__ import annotations
 
 import copy
-import io
 import math
 
 import pytest
@@ -13,141 +13,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from mtdense.balancing.base import Balancer
 from mtdense.balancing.gradients import shared_parameters
 from mtdense.registry import BALANCERS
 from mtdense.errors import ConfigError
-
-TASKS = ["a", "b"]
-
-
-class TwoHead(nn.Module):
-    """Tiny synthetic 2-task regression model: shared trunk, one linear head per task."""
-
-    def __init__(self):
-        super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh())
-        self.heads = nn.ModuleDict({t: nn.Linear(6, 1) for t in TASKS})
-
-    def forward(self, x):
-        h = self.trunk(x)
-        return {t: head(h).squeeze(-1) for t, head in self.heads.items()}
-
-
-def synthetic_batch(n=8, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 3, generator=g)
-    y = {"a": x @ torch.tensor([1.0, -2.0, 0.5]), "b": 3.0 * torch.sin(x[:, 0]) - x[:, 2]}
-    return x, y
-
-
-def mse_losses(model, x, y, scale=1.0):
-    preds = model(x)
-    return {t: scale * ((preds[t] - y[t]) ** 2).mean() for t in TASKS}
-
-
-def shared_params(model):
-    return list(model.trunk.parameters())
-
-
-def run_step(model, balancer, x, y, micro_batches=1):
-    """One optimizer step's gradients (no optimizer): returns grads by name and weights."""
-    model.zero_grad(set_to_none=True)
-    for part_x, part_idx in zip(x.chunk(micro_batches), torch.arange(len(x)).chunk(micro_batches)):
-        part_y = {t: v[part_idx] for t, v in y.items()}
-        balancer.backward(mse_losses(model, part_x, part_y, 1.0 / micro_batches), shared_params(model))
-    balancer.finalize(shared_params(model))
-    grads = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
-    return grads, dict(balancer.last_weights)
-
-
-def build(name, **options):
-    return BALANCERS.build({"type": name, **options}, path="balancer", tasks=TASKS)
-
-
-def flat_state(obj, prefix=""):
-    """Every tensor / number in a (nested) state dict, keyed by its path."""
-    out = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(flat_state(v, f"{prefix}{k}."))
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            out.update(flat_state(v, f"{prefix}{i}."))
-    elif isinstance(obj, torch.Tensor):
-        out[prefix] = obj.detach().double() if obj.is_floating_point() else obj
-    elif isinstance(obj, (int, float)):
-        out[prefix] = obj
-    return out
-
-
-def assert_same_state(a: Balancer, b: Balancer):
-    sa, sb = flat_state(a.state_dict()), flat_state(b.state_dict())
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        if isinstance(sa[k], torch.Tensor):
-            torch.testing.assert_close(sa[k], sb[k], rtol=1e-6, atol=1e-7, msg=k)
-        else:
-            assert sa[k] == pytest.approx(sb[k]), k
-
-
-def assert_same_grads(ga, gb):
-    assert ga.keys() == gb.keys()
-    for n in ga:
-        torch.testing.assert_close(ga[n], gb[n], rtol=1e-5, atol=1e-6, msg=n)
-
-
-# -- conformance: every registered balancer --------------------------------------------------
-
-
-def trained(name):
-    """Model + balancer after 3 synthetic SGD steps (adaptive state is then non-trivial)."""
-    torch.manual_seed(0)
-    model, balancer = TwoHead(), build(name)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    for seed in range(3):
-        x, y = synthetic_batch(seed=seed)
-        run_step(model, balancer, x, y)
-        optimizer.step()
-        balancer.on_epoch_end()
-    return model, balancer
-
-
-@pytest.mark.parametrize("name", BALANCERS.names())
-def test_conformance_finite_grads_resume_and_accumulation(name):
-    model, balancer = trained(name)
-    x, y = synthetic_batch(seed=7)
-
-    # state_dict -> bytes -> fresh balancer gives the same next update and the same next state
-    buffer = io.BytesIO()
-    torch.save(balancer.state_dict(), buffer)
-    buffer.seek(0)
-    resumed = build(name)
-    resumed.load_state_dict(torch.load(buffer, weights_only=False))
-    model_copy = copy.deepcopy(model)
-    grads_a, weights_a = run_step(model, balancer, x, y)
-    grads_b, weights_b = run_step(model_copy, resumed, x, y)
-    assert_same_grads(grads_a, grads_b)
-    assert weights_a == pytest.approx(weights_b)
-    assert_same_state(balancer, resumed)
-
-    # backward + finalize leave finite gradients on every parameter, shared and task-specific
-    assert set(weights_a) == set(TASKS)
-    for n, g in grads_a.items():
-        assert g is not None and torch.isfinite(g).all(), n
-
-    # two micro-batches of loss/2 == one batch of the concatenated data
-    one, two = build(name), build(name)
-    one.load_state_dict(balancer.state_dict())
-    two.load_state_dict(balancer.state_dict())
-    grads_one, _ = run_step(copy.deepcopy(model), one, x, y, micro_batches=1)
-    grads_two, _ = run_step(copy.deepcopy(model), two, x, y, micro_batches=2)
-    assert_same_state(one, two)  # balancer state learns from the step mean: always exact
-    if type(one).exact_under_accumulation:
-        assert_same_grads(grads_one, grads_two)
-    else:  # the flag is honest: accumulation really changes the gradients
-        with pytest.raises(AssertionError):
-            assert_same_grads(grads_one, grads_two)
+from mtdense.testing.balancers import (TASKS, TwoHead, assert_same_grads, build, flat_state, mse_losses, run_step,
+                                      shared_params, synthetic_batch)
 
 
 @pytest.mark.parametrize("name", ["pcgrad", "uncertainty"])

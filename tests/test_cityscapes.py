@@ -93,6 +93,9 @@ def test_image_normalisation(root):
     assert img.shape == (3, 8, 16) and img.dtype == torch.float32
     expected = (np.array([255, 40, 40]) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     np.testing.assert_allclose(img[:, 3, 7].numpy(), expected, rtol=1e-5)
+    norm = Cityscapes.normalization  # the same rule in raw 0-255 units, carried by checkpoints
+    np.testing.assert_allclose((np.array([255, 40, 40]) - norm["mean"]) / norm["std"], expected, rtol=1e-5)
+    np.testing.assert_allclose(norm["mean"], [123.675, 116.28, 103.53], rtol=1e-6)
 
 
 def test_max_depth_and_crop_bottom(root):

@@ -39,6 +39,8 @@ def test_onnx_raw_outputs_match_pytorch_at_two_sizes(run_dir, tmp_path):
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props["mtdense.channel_names"]) == ["band0", "band1", "band2"]
     assert json.loads(props["mtdense.tasks"]) == {"semantic": 3, "height": 1, "wet": 2}
+    assert json.loads(props["mtdense.normalization"]) is None  # synthetic shapes are generated standardised
+    assert json.loads(props["mtdense.postprocessing"])["semantic"]["rule"] == "argmax over channels"
     assert props["mtdense.outputs"] == "raw"
     # independent of check_export: onnxruntime vs the checkpoint's model at 1×16×24 and 3×40×20
     model = load_experiment(run_dir).model

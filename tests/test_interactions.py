@@ -1,5 +1,6 @@
-"""Interaction modules: the shared conformance checks for every registered name, then
-hand-computed values for each module (synthetic tensors only)."""
+"""Interaction modules: non-default options through the conformance checks, bad options, then
+hand-computed values for each module (synthetic tensors only). The conformance kit runs on every
+registered module in tests/test_plugin_conformance.py."""
 
 from __future__ import annotations
 
@@ -8,80 +9,9 @@ import math
 import pytest
 import torch
 
-import conformance as cf
-from mtdense.registry import INTERACTIONS
 from mtdense.errors import ConfigError
-
-NAMES = INTERACTIONS.names()
-TWO = {"a": 8, "b": 8}
-THREE = {"a": 8, "b": 8, "c": 8}
-UNEQUAL = {"a": 8, "b": 5, "c": 3}
-
-
-def _cls(name):
-    return INTERACTIONS.get(name)
-
-
-# ---------------------------------------------------------------- conformance, every module
-
-
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("channels", [TWO, THREE, UNEQUAL], ids=["2tasks", "3tasks", "unequal"])
-@pytest.mark.parametrize("shape", [(1, 8, 12), (2, 6, 10)], ids=["b1_8x12", "b2_6x10"])
-def test_forward_backward(name, channels, shape):
-    if not cf.supports_tasks(name, len(channels)):
-        cf.check_rejects_three_branches(name)
-        return
-    feats = cf.make_feats(channels, *shape)
-    module = cf.build(name, channels)
-    cf.check_contract(module, feats)
-    cf.check_backward(module, feats)
-    cf.check_no_dead_parameters(module, feats)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_single_branch_is_noop(name):
-    cf.check_single_branch_is_noop(name)
-
-
-@pytest.mark.parametrize("name", [n for n in NAMES if getattr(_cls(n), "mixes_tasks", True)])
-@pytest.mark.parametrize("channels", [TWO, UNEQUAL], ids=["2tasks", "unequal"])
-def test_mixes_information_between_tasks(name, channels):
-    if not cf.supports_tasks(name, len(channels)):
-        pytest.skip("pairwise-only module")
-    cf.check_mixes_tasks(cf.build(name, channels), cf.make_feats(channels))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip(name):
-    cf.check_state_dict_round_trip(name, UNEQUAL if cf.supports_tasks(name, 3) else TWO, cf.make_feats(UNEQUAL))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_fixed_seed_is_deterministic(name):
-    cf.check_deterministic(name, TWO, cf.make_feats(TWO))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_bf16_autocast(name):
-    channels = UNEQUAL if cf.supports_tasks(name, 3) else TWO
-    cf.check_bf16_autocast(cf.build(name, channels), cf.make_feats(channels, 2, 6, 10))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_onnx_export(name):
-    cls = _cls(name)
-    if not getattr(cls, "onnx_exportable", True):
-        assert getattr(cls, "onnx_unsupported_reason", ""), f"{name}: onnx_exportable=False needs a reason"
-        pytest.skip(cls.onnx_unsupported_reason)
-    channels = UNEQUAL if cf.supports_tasks(name, 3) else TWO
-    cf.check_onnx_export(cf.build(name, channels), cf.make_feats(channels, 1, 6, 10))
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_unknown_option_is_a_config_error(name):
-    with pytest.raises(ConfigError, match=r"test\.%s\.kernal_size: unknown option" % name):
-        cf.build(name, TWO, kernal_size=3)
+from mtdense.testing import interactions as cf
+from mtdense.testing.interactions import TWO, UNEQUAL
 
 
 # ------------------------------------------------------- non-default options, same checks

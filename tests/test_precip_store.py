@@ -153,6 +153,10 @@ def test_dataset_samples_and_normalisation(store):
     images = torch.stack([ds[i]["image"] for i in range(len(ds))])
     assert images.mean(dim=(0, 2, 3)).abs().max() < 1e-3                       # train stats -> z-scores
     assert (images.std(dim=(0, 2, 3)) - 1).abs().max() < 0.03
+    raw_train = PrecipTiles(path, split="train", normalize=False)               # normalization = train stats, kelvin
+    mean, std = (np.array(ds.normalization[k])[:, None, None] for k in ("mean", "std"))
+    np.testing.assert_allclose((raw_train[0]["image"].numpy() - mean) / std, sample["image"].numpy(), rtol=1e-4, atol=1e-4)
+    assert 180.0 < ds.normalization["mean"][ds.channel_names.index("B13")] < 320.0 and raw_train.normalization is None
     raw = PrecipTiles(path, split="test", bands=["B13", "decoy_01"], normalize=False)
     assert raw.channel_names == ["B13", "decoy_01"] and raw[0]["image"].shape == (2, 16, 16)
     assert 180.0 < raw[0]["image"][0].min() and raw[0]["image"][0].max() < 320.0

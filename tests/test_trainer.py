@@ -73,8 +73,11 @@ def test_checkpoint_is_self_describing_and_pruned(tmp_path):
     assert last in steps and best in steps and len(steps) <= 2
     assert not list((tmp_path / "checkpoints").glob("*.tmp*"))
     ckpt = read_checkpoint(tmp_path)
-    assert ckpt["spec"] == {"in_channels": 3, "channel_names": ["band0", "band1", "band2"],
-                            "tasks": {"semantic": 3, "height": 1}}
+    spec = ckpt["spec"]
+    assert {k: spec[k] for k in ("in_channels", "channel_names", "tasks", "normalization")} == {
+        "in_channels": 3, "channel_names": ["band0", "band1", "band2"], "tasks": {"semantic": 3, "height": 1},
+        "normalization": None}
+    assert set(spec["postprocessing"]) == {"semantic", "height"}
     assert ckpt["config"].trainer.max_epochs == 3
 
 

@@ -41,6 +41,8 @@ class RandomScaleCropFlip:
     mean after normalisation) and marks targets invalid.
     """
 
+    conformance_kwargs = {"size": (12, 16)}
+
     def __init__(self, size: Sequence[int], scale: Sequence[float] = (0.5, 2.0), flip: float = 0.5,
                  depth_keys: Sequence[str] = ("depth",), disparity_keys: Sequence[str] = ("disparity",),
                  generator: torch.Generator | None = None):

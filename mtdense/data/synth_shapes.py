@@ -21,6 +21,9 @@ from mtdense.registry import DATASETS
 
 @DATASETS.register("synthetic_shapes")
 class SyntheticShapes(Dataset):
+    normalization = None  # images are generated already standardised
+    conformance_kwargs = {"length": 3, "size": (12, 20)}
+
     def __init__(self, length: int = 32, size: tuple[int, int] = (32, 48), channels: int = 3, seed: int = 0,
                  split: str = "train", invalid_border: int = 1, max_shapes: int = 4,
                  transform: Callable[[dict], dict] | None = None):

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mtdense.config import plain
+from mtdense.data.normalization import dataset_normalization
 from mtdense.data.transforms import build_transform
 from mtdense.engine.distributed import ResumableSampler
 from mtdense.models.multitask import MultiTaskModel
@@ -80,6 +81,10 @@ def resolve_in_channels(cfg: DictConfig, dataset: Any) -> tuple[int, list[str]]:
     return int(given), names or [f"ch{i}" for i in range(given)]
 
 
+SPEC_VERSION = 2
+"""1: in_channels, channel_names, tasks; 2 adds normalization and postprocessing."""
+
+
 @dataclass
 class Experiment:
     """The built parts of one experiment."""
@@ -90,10 +95,16 @@ class Experiment:
     couplings: nn.ModuleDict
     channel_names: list[str]
     datasets: dict[str, Any] = field(default_factory=dict)
+    normalization: dict[str, list[float]] | None = None
 
     def spec(self) -> dict[str, Any]:
-        return {"in_channels": self.cfg.model.in_channels, "channel_names": self.channel_names,
-                "tasks": {n: t.out_channels for n, t in self.tasks.items()}}
+        """What a checkpoint needs to turn a raw array into predictions without the data: input
+        channels, the training data's per-channel ``normalization`` (raw units; None = raw input)
+        and each task's output channels and ``postprocessing`` description."""
+        return {"spec_version": SPEC_VERSION, "in_channels": self.cfg.model.in_channels,
+                "channel_names": self.channel_names, "normalization": self.normalization,
+                "tasks": {n: t.out_channels for n, t in self.tasks.items()},
+                "postprocessing": {n: t.postprocessing() for n, t in self.tasks.items()}}
 
     def dataset(self, split: str):
         if split not in self.datasets:
@@ -101,13 +112,16 @@ class Experiment:
         return self.datasets[split]
 
 
-def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None) -> Experiment:
+def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
+                     normalization: dict[str, list[float]] | None = None) -> Experiment:
     """Build tasks, model and couplings; the train dataset is opened to learn the input channels
-    unless ``channel_names`` is given (as it is when rebuilding from a checkpoint)."""
+    and normalisation unless ``channel_names`` is given (as it is when rebuilding from a
+    checkpoint, which then also gives its ``normalization``)."""
     datasets = {}
     if channel_names is None:
         datasets["train"] = build_dataset(cfg, "train")
         in_ch, channel_names = resolve_in_channels(cfg, datasets["train"])
+        normalization = dataset_normalization(datasets["train"], in_ch)
     else:
         in_ch = len(channel_names)
         with open_dict(cfg):
@@ -117,7 +131,7 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None) ->
     couplings = build_couplings(cfg, tasks)
     target_keys = getattr(datasets.get("train"), "target_keys", None)
     check_monitor(cfg, bind_tasks(tasks, target_keys), list(couplings))
-    return Experiment(cfg, tasks, model, couplings, channel_names, datasets)
+    return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization)
 
 
 def check_experiment(cfg: DictConfig) -> str | None:

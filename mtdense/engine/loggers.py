@@ -99,6 +99,8 @@ class CSVLogger(Logger):
 
 @LOGGERS.register("wandb")
 class WandbLogger(Logger):
+    conformance_kwargs = {"mode": "disabled"}  # the kit never starts a wandb run
+
     def __init__(self, run_dir: Path, config: dict[str, Any], mode: str = "offline", project: str = "mtdense",
                  entity: str | None = None, tags: list[str] | None = None):
         super().__init__(run_dir, config)

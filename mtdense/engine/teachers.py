@@ -79,6 +79,13 @@ class EMATeacher(Teacher):
 class CheckpointTeacher(Teacher):
     """A frozen mtdense checkpoint (run folder, checkpoint folder or its model.safetensors)."""
 
+    @staticmethod
+    def conformance_kwargs(workdir):
+        """An untrained tiny checkpoint of the kit's standard tasks (for ``mtdense.testing``)."""
+        from mtdense.testing.fixtures import tiny_checkpoint
+
+        return {"path": str(tiny_checkpoint(workdir))}
+
     def __init__(self, path: str):
         super().__init__()
         from mtdense.inference.predict import load_experiment  # inference builds on the engine

@@ -6,7 +6,8 @@ output per task, named by the task, in the checkpoint's task order: the raw head
 ``task.predict_from`` makes it (class ids B×H×W, rates after activation, inverse transform and
 gating). Batch, height and width are dynamic axes. ONNX export uses the TorchScript-based
 exporter (``torch.onnx.export(..., dynamo=False)``; the dynamo exporter needs onnxscript).
-The input channel names, task list and output mode are stored as ONNX metadata properties /
+The input channel names, the input normalisation the image must get first (per-channel mean/std
+in raw units, or null), each task's post-processing, task list and output mode are stored as ONNX metadata properties /
 a TorchScript extra file ``mtdense.json``, so a deployed file says what it expects.
 
 ``check_export`` runs the exported file (onnxruntime, or ``torch.jit.load``) on random inputs
@@ -60,9 +61,11 @@ def _dynamic_axes(wrapper: ExportedModel) -> dict[str, dict[int, str]]:
     return {"image": image_axes, **{name: out_axes for name in wrapper.task_names}}
 
 
-def _description(wrapper: ExportedModel, channel_names: list[str], checkpoint: str) -> dict[str, str]:
+def _description(wrapper: ExportedModel, spec: dict, checkpoint: str) -> dict[str, str]:
     return {"mtdense.checkpoint": checkpoint,
-            "mtdense.channel_names": json.dumps(channel_names),
+            "mtdense.channel_names": json.dumps(spec["channel_names"]),
+            "mtdense.normalization": json.dumps(spec["normalization"]),
+            "mtdense.postprocessing": json.dumps(spec["postprocessing"]),
             "mtdense.tasks": json.dumps({n: t.out_channels for n, t in wrapper.tasks.items()}),
             "mtdense.outputs": "predictions" if wrapper.predictions else "raw"}
 
@@ -109,7 +112,7 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", hei
     exp = load_experiment(checkpoint, overrides)
     wrapper = ExportedModel(exp.model.cpu(), exp.tasks.cpu(), len(exp.channel_names), predictions).eval()
     example = torch.randn(1, len(exp.channel_names), height, width, generator=torch.Generator().manual_seed(0))
-    description = _description(wrapper, list(exp.channel_names), str(checkpoint))
+    description = _description(wrapper, exp.spec(), str(checkpoint))
     with torch.no_grad():
         if fmt == "onnx":
             data = _onnx_bytes(wrapper, example, opset, description)

@@ -23,11 +23,16 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
 
     ``overrides`` (dotlist) may point the data sections elsewhere, e.g. ``data.test.root=...``.
     """
-    ckpt = read_checkpoint(path)
+    return experiment_from(read_checkpoint(path), overrides)
+
+
+def experiment_from(ckpt: dict, overrides: Iterable[str] = ()) -> Experiment:
+    """``load_experiment`` for a checkpoint already read with ``read_checkpoint``."""
     cfg = apply_overrides(ckpt["config"], overrides)
     cfg = validate(cfg, source=str(ckpt["folder"]))
     check_weights_fit(cfg, ckpt)
-    exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"])
+    exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"],
+                           normalization=ckpt["spec"].get("normalization"))
     exp.model.load_state_dict(ckpt["weights"])
     exp.model.eval()
     return exp

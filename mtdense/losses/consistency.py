@@ -30,6 +30,8 @@ from mtdense.errors import ConfigError
 
 @COUPLINGS.register("class_estimate_consistency")
 class ClassEstimateConsistency(nn.Module):
+    conformance_kwargs = {"classification": "rain_class", "estimation": "rain_rate"}  # the kit's standard tasks
+
     def __init__(self, tasks: nn.ModuleDict, classification: str, estimation: str, temperature: float = 0.1,
                  direction: str = "estimation_teaches", pixels: str = "all"):
         super().__init__()

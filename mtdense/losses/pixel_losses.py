@@ -1,7 +1,8 @@
 """Per-pixel task losses. Each is ``loss(pred, target, valid) -> scalar`` over valid pixels.
 
 Classification losses take logits B×C×H×W and int64 targets B×H×W; regression losses take
-B×H×W predictions already in the task's target space (after activation / transform).
+B×H×W predictions already in the task's target space (after activation / transform). Each class
+says which with ``expects = "classes"`` or ``"values"`` (the conformance kit feeds it accordingly).
 
 - ``ce``: cross-entropy with optional class weights and label smoothing.
 - ``focal``: focal loss, Lin et al., ICCV 2017 (γ-modulated cross-entropy for rare classes).
@@ -22,6 +23,8 @@ from mtdense.registry import LOSSES
 
 @LOSSES.register("ce")
 class CrossEntropy(nn.Module):
+    expects = "classes"
+
     def __init__(self, class_weights: list[float] | None = None, label_smoothing: float = 0.0):
         super().__init__()
         self.register_buffer("weight", None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32))
@@ -35,6 +38,8 @@ class CrossEntropy(nn.Module):
 
 @LOSSES.register("focal")
 class FocalLoss(nn.Module):
+    expects = "classes"
+
     def __init__(self, gamma: float = 2.0, class_weights: list[float] | None = None):
         super().__init__()
         self.gamma = gamma
@@ -51,6 +56,8 @@ class FocalLoss(nn.Module):
 
 @LOSSES.register("dice")
 class SoftDice(nn.Module):
+    expects = "classes"
+
     def __init__(self, smooth: float = 1.0, include_background: bool = False):
         super().__init__()
         self.smooth = smooth
@@ -71,6 +78,8 @@ class SoftDice(nn.Module):
 
 @LOSSES.register("dice_ce")
 class DiceCE(nn.Module):
+    expects = "classes"
+
     def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0):
         super().__init__()
         self.dice, self.ce = SoftDice(), CrossEntropy()
@@ -82,18 +91,24 @@ class DiceCE(nn.Module):
 
 @LOSSES.register("mse")
 class MSE(nn.Module):
+    expects = "values"
+
     def forward(self, pred, target, valid):
         return masked_mean((pred.float() - target) ** 2, valid)
 
 
 @LOSSES.register("l1")
 class L1(nn.Module):
+    expects = "values"
+
     def forward(self, pred, target, valid):
         return masked_mean((pred.float() - target).abs(), valid)
 
 
 @LOSSES.register("huber")
 class Huber(nn.Module):
+    expects = "values"
+
     def __init__(self, delta: float = 1.0):
         super().__init__()
         self.delta = delta
@@ -105,6 +120,8 @@ class Huber(nn.Module):
 @LOSSES.register("berhu")
 class BerHu(nn.Module):
     """Reverse Huber: L1 below c, scaled L2 above; c = ``fraction`` × max |error| of the batch."""
+    expects = "values"
+
 
     def __init__(self, fraction: float = 0.2):
         super().__init__()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from mtdense.errors import ConfigError
-from mtdense.registry import LOSSES, METRICS
+from mtdense.registry import LOSSES, METRICS, TASKS
 
 
 class Task(nn.Module):
@@ -53,6 +53,12 @@ class Task(nn.Module):
 
     def metric_args(self) -> dict[str, Any]:
         return {}
+
+    def postprocessing(self) -> dict[str, Any]:
+        """How ``predict`` turns the raw B×K×H×W output into the prediction, as plain JSON data
+        (stored in the checkpoint spec and export metadata so a deployed model is self-describing).
+        Subclasses add their own fields to this base (registered type, target, output channels)."""
+        return {"type": TASKS.name_of(type(self)), "target": self.target, "out_channels": self.out_channels}
 
     def bind(self, tasks: Mapping[str, "Task"], target_keys: Sequence[str] | None = None) -> list[str]:
         """Check, when the experiment is built, everything that depends on the rest of it — the

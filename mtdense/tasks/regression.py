@@ -39,6 +39,8 @@ class RegressionTask(Task):
     docstring; prediction in the target's units, optionally gated by a classification task."""
 
     out_channels = 1
+    conformance_kwargs = {"target": "height", "target_transform": "log1p", "activation": "softplus",
+                          "gate": {"task": "rain_class"}}
 
     def __init__(self, name: str, target: str, activation: str = "none", target_transform: str = "none",
                  loss: Mapping[str, Any] | str = "mse", metrics: list | None = None, loss_target_min: float | None = None,
@@ -71,6 +73,20 @@ class RegressionTask(Task):
             valid = valid & (target >= self.loss_target_min)
         forward, _ = TRANSFORMS[self.target_transform]
         return self.loss_fn(self.activated(raw), forward(torch.where(valid, target, 0).float()), valid)
+
+    def postprocessing(self):
+        inverse = {"none": "none", "log1p": "expm1"}[self.target_transform]
+        rule = "raw"
+        for fn in (self.activation, inverse):
+            rule = rule if fn == "none" else f"{fn}({rule})"
+        if self.max_value is not None:
+            rule = f"min({rule}, {self.max_value:g})"
+        if self.gate:
+            prob = f"P({self.gate['task']} class >= {self.gate['level']})"
+            rule += f" * {prob}" if self.gate["mode"] == "soft" else f" * 1[{prob} >= {self.gate['threshold']:g}]"
+        return {**super().postprocessing(), "output": "value in the target's units", "rule": rule,
+                "activation": self.activation, "inverse_transform": inverse, "gate": self.gate,
+                "max_value": self.max_value}
 
     def predict(self, raw: torch.Tensor) -> torch.Tensor:
         _, inverse = TRANSFORMS[self.target_transform]

@@ -15,6 +15,8 @@ class SegmentationTask(Task):
     """Per-pixel classes: ``num_classes`` logits, loss on valid pixels (default cross-entropy),
     prediction = argmax, probabilities = softmax; ``class_names`` label per-class metrics."""
 
+    conformance_kwargs = {"num_classes": 3}
+
     def __init__(self, name: str, num_classes: int, target: str = "semantic",
                  loss: Mapping[str, Any] | str = "ce", metrics: list | None = None,
                  class_names: list[str] | None = None):
@@ -30,6 +32,10 @@ class SegmentationTask(Task):
 
     def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
         return raw.float().softmax(dim=1)
+
+    def postprocessing(self):
+        return {**super().postprocessing(), "output": "class index", "rule": "argmax over channels",
+                "class_names": list(self.class_names) if self.class_names else None}
 
     def metric_args(self):
         return {"num_classes": self.num_classes}

@@ -21,6 +21,8 @@ class ThresholdClassificationTask(SegmentationTask):
     """Classes of a continuous target by ``thresholds`` (K thresholds → K+1 classes, "≥ τ" is an
     event); ``event_probability`` gives P(class ≥ level) for gates and verification."""
 
+    conformance_kwargs = {"target": "height", "thresholds": [0.5, 1.5]}
+
     def __init__(self, name: str, target: str, thresholds: list[float], loss: Mapping[str, Any] | str = "ce",
                  metrics: list | None = None):
         thresholds = [float(t) for t in thresholds]
@@ -29,6 +31,9 @@ class ThresholdClassificationTask(SegmentationTask):
         names = [f"<{thresholds[0]:g}"] + [f">={t:g}" for t in thresholds]
         super().__init__(name, len(thresholds) + 1, target, loss, metrics, class_names=names)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32), persistent=False)
+
+    def postprocessing(self):
+        return {**super().postprocessing(), "thresholds": [float(f"{t:.7g}") for t in self.thresholds.tolist()]}
 
     def classes_of(self, value: torch.Tensor) -> torch.Tensor:
         """Class index of each value: number of thresholds that are ≤ value."""

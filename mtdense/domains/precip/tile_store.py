@@ -41,11 +41,23 @@ class PrecipTiles(Dataset):
     """AHI brightness-temperature tiles (normalised with train statistics) and IMERG rain rate.
 
     ``bands``: subset/order of stored channel names (e.g. ``["B13", "B15"]``); ``normalize``:
-    z-score with the store's train mean/std (False gives kelvin); ``transform``: callable applied
+    z-score with the store's train mean/std (False gives kelvin), exposed as ``normalization``
+    (kelvin) so checkpoints carry it; ``transform``: callable applied
     to the whole sample dict (image, targets and valid together) before it is returned.
     """
 
     target_keys = ["rain_rate"]
+
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """A tiny SYNTHETIC tile store (4 scenes of 16×16 label cells) for ``mtdense.testing``."""
+        from mtdense.domains.precip.prepare import prepare_precip
+        from mtdense.domains.precip.synth import synth_precip
+
+        synth_precip(workdir, n_scenes=4, height=16, width=16, seed=1)
+        summary = prepare_precip(workdir / "ahi", workdir / "imerg", workdir / "tiles.h5", tile_size=8,
+                                 val_fraction=0.25, test_fraction=0.25, min_valid_fraction=0.0)
+        return {"path": summary["path"], "split": "train"}
 
     def __init__(self, path: str | Path, split: str = "train", bands: Sequence[str] | None = None,
                  normalize: bool = True, transform: Callable[[dict], dict] | None = None):
@@ -73,6 +85,7 @@ class PrecipTiles(Dataset):
         self._mean = mean[self._channel_index].astype(np.float32)[:, None, None]
         self._std = np.maximum(std[self._channel_index], 1e-6).astype(np.float32)[:, None, None]
         self.split, self.normalize, self.transform = split, normalize, transform
+        self.normalization = {"mean": self._mean.ravel().tolist(), "std": self._std.ravel().tolist()} if normalize else None
         self._file, self._pid = None, None
 
     def __len__(self) -> int:

@@ -24,7 +24,8 @@ are resampled with nearest neighbour (never interpolated across invalid pixels);
 uses Pillow's bilinear filter (antialiased when shrinking).
 
 Image normalisation: RGB scaled to [0, 1], then ImageNet mean (0.485, 0.456, 0.406) and
-std (0.229, 0.224, 0.225) per channel.
+std (0.229, 0.224, 0.225) per channel; ``normalization`` states the same in 0–255 units (×255),
+the raw values of the PNG, so a checkpoint applies it to an 8-bit image.
 """
 
 from __future__ import annotations
@@ -120,6 +121,15 @@ class Cityscapes(Dataset):
     """
 
     channel_names = ["red", "green", "blue"]
+    normalization = {"mean": (IMAGENET_MEAN * 255).tolist(), "std": (IMAGENET_STD * 255).tolist()}  # of 0–255 RGB
+
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """Two tiny synthetic street scenes in the Cityscapes layout (for ``mtdense.testing``)."""
+        from mtdense.domains.street.synth import synth_street
+
+        synth_street(workdir, n_train=2, n_val=0, height=16, width=32)
+        return {"root": str(workdir), "split": "train"}
 
     def __init__(
         self,

@@ -1,10 +1,11 @@
-"""Conformance checks every registered interaction module must pass.
+"""Conformance of interaction modules.
 
-An interaction module (see CONTRACT.md) is built as
-``INTERACTIONS.build({"type": name, **options}, channels={task: width})`` and maps a dict of
-B×C_t×H×W features to a dict with the same keys, shapes and dtypes. The checks below are
-plain functions so a plugin author can run them on their own module; tests/test_interactions.py
-applies them to every name in ``INTERACTIONS.names()``.
+An interaction module is built as ``INTERACTIONS.build({"type": name, **options},
+channels={task: width})`` and maps a dict of B×C_t×H×W features to a dict with the same keys,
+shapes and dtypes. ``interaction_checks`` runs: 2 and 3 branches and unequal widths at two
+batch/sizes (contract, backward, no dead parameters), one branch is an exact no-op, outputs
+depend on the other branches, state-dict round trip, fixed-seed determinism, bf16 autocast,
+ONNX export matching onnxruntime, and an unknown option named by its full key.
 
 Class attributes a module may declare (all optional):
 - ``pairwise_only = True``: the module only supports 2 branches and must raise ConfigError
@@ -19,7 +20,6 @@ import io
 import warnings
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -27,6 +27,11 @@ from mtdense.registry import INTERACTIONS
 from mtdense.errors import ConfigError
 
 Feats = dict[str, torch.Tensor]
+
+
+TWO = {"a": 8, "b": 8}
+THREE = {"a": 8, "b": 8, "c": 8}
+UNEQUAL = {"a": 8, "b": 5, "c": 3}
 
 
 def build(name: str, channels: dict[str, int], seed: int = 0, **options) -> nn.Module:
@@ -56,18 +61,23 @@ def check_contract(module: nn.Module, feats: Feats) -> Feats:
     return out
 
 
-def check_single_branch_is_noop(name: str, width: int = 8) -> None:
+def check_single_branch_is_noop(name: str, width: int = 8, **options) -> None:
     """With one key there is nothing to interact with: exact identity, no parameters."""
-    module = build(name, {"only": width})
+    module = build(name, {"only": width}, **options)
     feats = make_feats({"only": width})
     out = module(feats)
     assert torch.equal(out["only"], feats["only"])
     assert sum(p.numel() for p in module.parameters()) == 0
 
 
-def check_rejects_three_branches(name: str) -> None:
-    with pytest.raises(ConfigError, match="pairwise"):
-        build(name, {"a": 8, "b": 8, "c": 8})
+def check_rejects_three_branches(name: str, **options) -> None:
+    """A ``pairwise_only`` module refuses 3 branches with a ConfigError that says so."""
+    try:
+        build(name, THREE, **options)
+    except ConfigError as exc:
+        assert "pairwise" in str(exc), f"the error for 3 branches should say 'pairwise': {exc}"
+    else:
+        raise AssertionError("pairwise_only module accepted 3 branches")
 
 
 def randomize_parameters(module: nn.Module, seed: int = 1, std: float = 0.5) -> None:
@@ -123,14 +133,14 @@ def check_mixes_tasks(module: nn.Module, feats: Feats) -> None:
                     assert change > 1e-4, f"output {t!r} does not depend on input {s!r} (max change {change:g})"
 
 
-def check_state_dict_round_trip(name: str, channels: dict[str, int], feats: Feats) -> None:
+def check_state_dict_round_trip(name: str, channels: dict[str, int], feats: Feats, **options) -> None:
     """Train-mode step (updates BN statistics), then load into a differently seeded twin."""
-    source = build(name, channels, seed=0)
+    source = build(name, channels, seed=0, **options)
     randomize_parameters(source)
     source.train()
     with torch.no_grad():
         source(feats)
-    target = build(name, channels, seed=123)
+    target = build(name, channels, seed=123, **options)
     target.load_state_dict(source.state_dict())
     source.eval()
     target.eval()
@@ -140,10 +150,10 @@ def check_state_dict_round_trip(name: str, channels: dict[str, int], feats: Feat
         assert torch.equal(a[t], b[t]), f"{t}: outputs differ after state_dict round trip"
 
 
-def check_deterministic(name: str, channels: dict[str, int], feats: Feats) -> None:
+def check_deterministic(name: str, channels: dict[str, int], feats: Feats, **options) -> None:
     outs = []
     for _ in range(2):
-        module = build(name, channels, seed=7)
+        module = build(name, channels, seed=7, **options)
         module.train()
         outs.append(module(feats))
     for t in feats:
@@ -200,3 +210,53 @@ def check_onnx_export(module: nn.Module, feats: Feats) -> None:
             expected = wrapper(*(inputs[n] for n in names))
         for n, g, e in zip(names, got, expected):
             np.testing.assert_allclose(g, e.numpy(), rtol=1e-4, atol=1e-5, err_msg=f"ONNX output {n}")
+
+
+def check_unknown_option_is_named(name: str) -> None:
+    try:
+        build(name, TWO, kernal_size=3)
+    except ConfigError as exc:
+        assert str(exc).startswith(f"test.{name}.kernal_size: unknown option"), f"unexpected message: {exc}"
+    else:
+        raise AssertionError("an unknown option 'kernal_size' was accepted")
+
+
+def check_forward_backward(name: str, channels: dict[str, int], shape: tuple[int, int, int], **options) -> None:
+    feats = make_feats(channels, *shape)
+    module = build(name, channels, **options)
+    check_contract(module, feats)
+    check_backward(module, feats)
+    check_no_dead_parameters(module, feats)
+
+
+def interaction_checks(name: str, options: dict, workdir) -> list:
+    cls = INTERACTIONS.get(name)
+    widest = UNEQUAL if supports_tasks(name, 3) else TWO
+    checks = []
+    for label, channels in (("2 tasks", TWO), ("3 tasks", THREE), ("unequal widths", UNEQUAL)):
+        if not supports_tasks(name, len(channels)):
+            checks.append((f"{label} refused (pairwise only)", lambda: check_rejects_three_branches(name, **options)))
+            continue
+        for shape in ((1, 8, 12), (2, 6, 10)):
+            checks.append((f"{label}, batch/size {shape}",
+                           lambda c=channels, s=shape: check_forward_backward(name, c, s, **options)))
+    checks.append(("one branch is a no-op", lambda: check_single_branch_is_noop(name, **options)))
+    if getattr(cls, "mixes_tasks", True):
+        checks += [(f"mixes tasks ({label})", lambda c=c: check_mixes_tasks(build(name, c, **options), make_feats(c)))
+                   for label, c in (("2 tasks", TWO), ("unequal widths", UNEQUAL)) if supports_tasks(name, len(c))]
+    checks += [
+        ("state dict round trip", lambda: check_state_dict_round_trip(name, widest, make_feats(widest), **options)),
+        ("fixed seed is deterministic", lambda: check_deterministic(name, TWO, make_feats(TWO), **options)),
+        ("bf16 autocast", lambda: check_bf16_autocast(build(name, widest, **options), make_feats(widest, 2, 6, 10))),
+        ("unknown option is a one-line ConfigError", lambda: check_unknown_option_is_named(name)),
+    ]
+    if getattr(cls, "onnx_exportable", True):
+        checks.append(("ONNX export", lambda: check_onnx_export(build(name, widest, **options),
+                                                                make_feats(widest, 1, 6, 10))))
+    else:
+        checks.append(("onnx_unsupported_reason given", lambda: _assert_reason(cls)))
+    return checks
+
+
+def _assert_reason(cls) -> None:
+    assert getattr(cls, "onnx_unsupported_reason", ""), "onnx_exportable = False needs onnx_unsupported_reason"
