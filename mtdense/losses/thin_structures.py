@@ -56,6 +56,8 @@ def soft_cldice(prob: torch.Tensor, target: torch.Tensor, iterations: int = 3, s
 class ClDiceLoss(nn.Module):
     """CE + (1 - α)·soft-Dice loss + α·clDice loss on the foreground (classes ≥ 1) of logits."""
 
+    expects = "classes"
+
     def __init__(self, alpha: float = 0.5, iterations: int = 3, smooth: float = 1.0, ce_weight: float = 1.0):
         super().__init__()
         if not 0.0 <= alpha <= 1.0:

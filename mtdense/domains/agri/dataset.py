@@ -9,7 +9,8 @@ Layout (``synth.py`` writes it; bring your own fields the same way)::
 
 A target folder that is absent is simply not provided (``target_keys``); a target folder that
 lacks the mask of an image is an error naming the file. Images are scaled to [0, 1] by their
-integer type's maximum (8- or 16-bit; float images are taken as they are); ``channels`` selects
+integer type's maximum (8- or 16-bit; float images are taken as they are), recorded as
+``normalization`` (mean 0, std = that maximum) so a saved model applies it to raw arrays; ``channels`` selects
 bands by index (e.g. ``[0, 1, 2]`` for RGB out of RGB+NIR). Masks are never interpolated.
 """
 
@@ -56,7 +57,15 @@ def _find(folder: Path, stem: str, what: str) -> Path:
 
 @DATASETS.register("agri_fields")
 class AgriFields(Dataset):
-    """Samples {image C×H×W, targets {plants, rows[, centres]}, valid, meta {stem, path}}."""
+    """Samples {image C×H×W, targets {plants, rows[, centres]}, valid, meta {stem, split}}."""
+
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """Two tiny synthetic fields with NIR (for ``mtdense.testing``)."""
+        from mtdense.domains.agri.synth import synth_agri
+
+        synth_agri(workdir, {"train": 2}, height=16, width=24, nir=True)
+        return {"root": str(workdir), "split": "train"}
 
     def __init__(self, root: str, split: str = "train", channels: Sequence[int] | None = None,
                  targets: Sequence[str] | None = None, transform: Callable[[dict], dict] | None = None):
@@ -82,6 +91,9 @@ class AgriFields(Dataset):
                               f"{images / self.stems[0]}", key="channels")
         names = BAND_NAMES.get(first.shape[-1], [f"band{i}" for i in range(first.shape[-1])])
         self.channel_names = [names[i] for i in self.channels]
+        scale = float(np.iinfo(first.dtype).max) if np.issubdtype(first.dtype, np.integer) else None
+        self.normalization = None if scale is None else {"mean": [0.0] * len(self.channels),
+                                                         "std": [scale] * len(self.channels)}
         self.transform = transform
 
     def __len__(self) -> int:
