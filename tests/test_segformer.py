@@ -96,3 +96,15 @@ def test_mtlsegformer_reweighting_runs_on_fused_maps_and_mixes_tasks():
     with torch.no_grad():
         model.decoders["rows"].projections[0].weight.mul_(3.0)
     assert not torch.allclose(model(x)["plants"], before)
+
+
+@pytest.mark.parametrize("in_ch", [3, 4])
+def test_segformer_passes_the_model_kit_together(in_ch):
+    """The kit's model checks (forward/backward, every parameter gets a gradient, non-square and
+    odd sizes, state-dict round trip, determinism) on MiT + All-MLP + linear heads together."""
+    from mtdense.testing.models import ODD_SIZE, SIZE, build_model, check_model, check_round_trip_and_determinism
+
+    parts = {"backbone": TINY_MIT, "decoder": {"type": "all_mlp", "width": 8}, "head": {"type": "linear"}}
+    for size in (SIZE, ODD_SIZE, (40, 72)):
+        check_model(build_model(**parts, in_ch=in_ch), in_ch, size)
+    check_round_trip_and_determinism(lambda seed: build_model(**parts, in_ch=4, seed=seed))
