@@ -22,6 +22,8 @@ to that size and every map is cropped back to ceil(size / r_i); larger inputs ar
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,8 +54,6 @@ class MixTransformer(nn.Module):
                  depths: list[int] | None = None, num_heads: list[int] | None = None,
                  drop_path_rate: float | None = None, checkpoint_path: str | None = None):
         super().__init__()
-        import copy
-
         from segmentation_models_pytorch.encoders import encoders
 
         if name not in MIT_NAMES:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from mtdense.domains.agri.field import Field, plant_masks
+from mtdense.domains.agri.field import Field, plant_masks, row_mask
 
 
 def value_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> np.ndarray:
@@ -26,8 +26,6 @@ def value_noise(rng: np.random.Generator, height: int, width: int, cell: float) 
 
 def render_field(f: Field, rng: np.random.Generator, nir: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(image H×W×C uint8 with C = 3 or 4, targets {plants, rows, centres})."""
-    from mtdense.domains.agri.field import row_mask
-
     h, w = f.height, f.width
     crop, heat = plant_masks(f, f.plants)
     weeds, _ = plant_masks(f, f.weeds)
@@ -35,8 +33,8 @@ def render_field(f: Field, rng: np.random.Generator, nir: bool = False) -> tuple
     texture = sum(value_noise(rng, h, w, c) / (i + 1) for i, c in enumerate((16 * f.scale, 5 * f.scale, 2.0)))
     wet = np.clip(value_noise(rng, h, w, 24 * f.scale) * 2 - rng.uniform(0, 1.5), 0, 1)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    _, v = f.coords(xx, yy)
-    ripple = 0.03 * np.cos(2 * np.pi * (v - f.bend(f.coords(xx, yy)[0]) - f.offsets[0]) / np.diff(f.offsets).mean())
+    u, v = f.coords(xx, yy)
+    ripple = 0.03 * np.cos(2 * np.pi * (v - f.bend(u) - f.offsets[0]) / np.diff(f.offsets).mean())
 
     soil_rgb = np.array([0.50, 0.37, 0.25]) * rng.uniform(0.75, 1.2) + rng.normal(0, 0.03, 3)
     soil = soil_rgb * (1 + 0.12 * texture + ripple)[..., None] * (1 - 0.35 * wet)[..., None]
