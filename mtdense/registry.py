@@ -309,17 +309,17 @@ class Registry:
         return f"Registry({self.kind!r}, {len(self._table)} registered)"
 
 
-BACKBONES = Registry("backbone", ["mtdense.models.backbones"])
-DECODERS = Registry("decoder", ["mtdense.models.decoders"])
+BACKBONES = Registry("backbone", ["mtdense.models.backbones", "mtdense.models.mit"])
+DECODERS = Registry("decoder", ["mtdense.models.decoders", "mtdense.models.all_mlp_decoder"])
 HEADS = Registry("head", ["mtdense.models.heads"])
 INTERACTIONS = Registry("interaction", [f"mtdense.models.interactions.{m}" for m in (
     "identity", "cbim", "ccam", "cross_stitch", "mtan", "mtlsegformer", "padnet")])
 TASKS = Registry("task", [f"mtdense.tasks.{m}" for m in ("segmentation", "regression", "threshold_classification")])
-LOSSES = Registry("loss", ["mtdense.losses.pixel_losses"])
+LOSSES = Registry("loss", ["mtdense.losses.pixel_losses", "mtdense.losses.thin_structures"])
 COUPLINGS = Registry("coupling", ["mtdense.losses.consistency", "mtdense.losses.teacher_losses"])
 BALANCERS = Registry("balancer", [f"mtdense.balancing.{m}" for m in (
     "fixed", "uncertainty", "dwa", "gradnorm", "rlw", "famo", "pcgrad", "cagrad", "imtl", "aligned_mtl")])
-METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation")])
+METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation", "line_detection")])
 DATASETS = Registry("dataset", ["mtdense.data.synth_shapes", "mtdense.data.semisup"])
 LOGGERS = Registry("logger", ["mtdense.engine.loggers", "mtdense.engine.console"])
 TEACHERS = Registry("teacher", ["mtdense.engine.teachers"])

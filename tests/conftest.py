@@ -57,7 +57,8 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
-    """A tiny SYNTHETIC precipitation tile store and street-scene folder (about a second)."""
+    """A tiny SYNTHETIC precipitation tile store, street-scene and crop-field folder (about a second)."""
+    from mtdense.domains.agri.synth import synth_agri
     from mtdense.domains.precip.prepare import prepare_precip
     from mtdense.domains.precip.synth import synth_precip
     from mtdense.domains.street.synth import synth_street
@@ -68,7 +69,8 @@ def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
                            tile_size=16, extra_channels=["decoy_01"], val_fraction=0.25, test_fraction=0.25,
                            seed=0, min_valid_fraction=0.5)["path"]
     synth_street(root / "street", n_train=8, n_val=2, height=32, width=64, seed=5)
-    return {"precip_store": Path(store), "street_root": root / "street"}
+    synth_agri(root / "agri", {"train": 2, "val": 1}, height=32, width=40, seed=6)
+    return {"precip_store": Path(store), "street_root": root / "street", "agri_root": root / "agri"}
 
 
 def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
@@ -76,7 +78,8 @@ def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
     ``semisup`` wrapper's labelled and unlabelled datasets are pointed there too."""
     per_type = {"precip_tiles": {"path": data["precip_store"]},
                 "cityscapes": {"root": data["street_root"], "size": "[32,64]", "split": "train"},
-                "synthetic_shapes": {"length": 4, "size": "[16,24]"}}
+                "synthetic_shapes": {"length": 4, "size": "[16,24]"},
+                "agri_fields": {"root": data["agri_root"]}}
 
     def section(prefix: str, node) -> list[str]:
         if node.type == "semisup":
