@@ -300,7 +300,7 @@ def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
     skip = raw.get("skip")
     if not skip:
         if not per_task or not per_metric:
-            raise ConfigError(f"declare both per_task ({{task: metric}}) and per_metric ({{task: [metrics]}})", key=f"{where}.delta_m")
+            raise ConfigError("declare both per_task ({task: metric}) and per_metric ({task: [metrics]})", key=f"{where}.delta_m")
         for task in set(per_task) | set(per_metric):
             owners = [b.name for b in baselines if task in b.tasks]
             if len(owners) != 1:
