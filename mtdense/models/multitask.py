@@ -14,6 +14,11 @@ Config (``model:`` section)::
 
 A branch may carry several tasks (hard parameter sharing); interactions see one entry per
 branch, keyed by branch name (which is the task name when branches are not given).
+
+Every part is initialised from its own stream, seeded by (``seed``, its config path), so a
+variant that adds an interaction module keeps the other parts' initial weights
+(``mtdense.models.seeded_init``). ``seed`` defaults to ``torch.initial_seed()`` (the run seed
+once the trainer has called ``seed_everything``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from mtdense.models.seeded_init import seeded
 from mtdense.registry import BACKBONES, DECODERS, HEADS, INTERACTIONS
 from mtdense.errors import ConfigError
 
@@ -30,14 +36,17 @@ MODEL_KEYS = ("in_channels", "backbone", "decoder", "branches", "interactions", 
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, cfg: Mapping[str, Any], task_channels: Mapping[str, int], in_channels: int):
+    def __init__(self, cfg: Mapping[str, Any], task_channels: Mapping[str, int], in_channels: int,
+                 seed: int | None = None):
         super().__init__()
+        seed = torch.initial_seed() if seed is None else int(seed)
         cfg = dict(cfg)
         for key in cfg:
             if key not in MODEL_KEYS:
                 raise ConfigError(f"model.{key}: unknown key; accepted: {', '.join(MODEL_KEYS)}")
         self.task_names = list(task_channels)
-        self.backbone = BACKBONES.build(cfg.get("backbone", {"type": "timm"}), "model.backbone", in_channels=in_channels)
+        with seeded(seed, "model.backbone"):
+            self.backbone = BACKBONES.build(cfg.get("backbone", {"type": "timm"}), "model.backbone", in_channels=in_channels)
         enc = dict(encoder_channels=self.backbone.channels, encoder_reductions=self.backbone.reductions)
 
         branches = cfg.get("branches") or {t: {"tasks": [t]} for t in self.task_names}
@@ -54,7 +63,8 @@ class MultiTaskModel(nn.Module):
                     raise ConfigError(f"model.branches.{bname}.tasks: {t!r} is already in branch {self.branch_of[t]!r}")
                 self.branch_of[t] = bname
             dcfg = bcfg.get("decoder") or cfg.get("decoder") or {"type": "unet"}
-            self.decoders[bname] = DECODERS.build(dcfg, f"model.branches.{bname}.decoder", **enc)
+            with seeded(seed, f"model.branches.{bname}.decoder"):
+                self.decoders[bname] = DECODERS.build(dcfg, f"model.branches.{bname}.decoder", **enc)
         missing = [t for t in self.task_names if t not in self.branch_of]
         if missing:
             raise ConfigError(f"model.branches: task(s) {', '.join(missing)} belong to no branch")
@@ -72,7 +82,8 @@ class MultiTaskModel(nn.Module):
             stage_list = self._resolve_stages(stage_list, where)
             for s in stage_list:
                 channels = {b: d.stage_channels[s] for b, d in self.decoders.items()}
-                self.interactions[s].append(INTERACTIONS.build(icfg, where, channels=channels))
+                with seeded(seed, f"{where}.stage{s}"):
+                    self.interactions[s].append(INTERACTIONS.build(icfg, where, channels=channels))
 
         self.heads = nn.ModuleDict()
         head_cfgs = cfg.get("heads") or {}
@@ -82,7 +93,8 @@ class MultiTaskModel(nn.Module):
         for t, out_ch in task_channels.items():
             hcfg = head_cfgs.get(t) or cfg.get("head") or {"type": "conv"}
             width = self.decoders[self.branch_of[t]].stage_channels[-1]
-            self.heads[t] = HEADS.build(hcfg, f"model.heads.{t}", in_channels=width, out_channels=out_ch)
+            with seeded(seed, f"model.heads.{t}"):
+                self.heads[t] = HEADS.build(hcfg, f"model.heads.{t}", in_channels=width, out_channels=out_ch)
 
     def _resolve_stages(self, stages: Any, where: str) -> list[int]:
         if stages == "all":
