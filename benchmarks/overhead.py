@@ -121,7 +121,6 @@ def main():
         "logging": {"loggers": []},
     })
     trainer = Trainer(cfg)
-    trainer.steps_per_epoch()
     trainer.scheduler = torch.optim.lr_scheduler.LambdaLR(trainer.optimizer, lambda s: 1.0)
     batch = next(iter(trainer._loader("train", shuffle=True)))
 

@@ -127,7 +127,14 @@ def _bench(args) -> int:
 def _config_show(args) -> int:
     from mtdense.config import load_config, to_yaml
 
-    print(to_yaml(load_config(args.config, args.overrides)), end="")
+    cfg = load_config(args.config, args.overrides)
+    if not args.no_check:
+        from mtdense.engine.builder import check_experiment
+
+        note = check_experiment(cfg)
+        if note:
+            print(f"mtdense: note: {note}", file=sys.stderr)
+    print(to_yaml(cfg), end="")
     return 0
 
 
@@ -231,6 +238,8 @@ def _core_commands(sub, data) -> None:
     cs = csub.add_parser("show", help="print the fully resolved config (defaults + file + overrides)")
     cs.add_argument("config")
     _overrides(cs)
+    cs.add_argument("--no-check", action="store_true",
+                    help="only merge and print; do not build the experiment to check plugin options")
     cs.set_defaults(run=_config_show)
 
 

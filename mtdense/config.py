@@ -20,7 +20,7 @@ from mtdense.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 """The shipped experiment configs (package data; ``configs/`` in a clone points here)."""
 
-SECTIONS = ("data", "model", "tasks", "couplings", "balancer", "trainer", "logging", "seed", "meta")
+SECTIONS = ("data", "model", "tasks", "couplings", "balancer", "teachers", "hooks", "trainer", "logging", "seed", "meta")
 
 # Keys the engine reads from each fixed section, with their defaults. Plugin sections
 # (anything with ``type:``) are checked against the plugin's signature when built instead.
@@ -50,8 +50,9 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "device": "auto",  # auto | cpu | cuda
     "log_every_steps": 10,
     "max_steps_per_epoch": None,
+    "eval_model": "student",  # student | teacher:<name> (a teacher of the ``teachers`` section)
 }
-DATA_DEFAULTS: dict[str, Any] = {"batch_size": 8, "num_workers": 0, "eval_batch_size": None}
+DATA_DEFAULTS: dict[str, Any] = {"batch_size": 8, "num_workers": 0, "eval_batch_size": None, "batch_transforms": []}
 ALLOWED_VALUES = {
     "trainer.optimizer": ("adamw", "sgd"),
     "trainer.schedule": ("cosine", "poly", "constant"),
@@ -144,6 +145,8 @@ def validate(cfg: DictConfig, source: str = "<config>") -> DictConfig:
     cfg.setdefault("seed", 0)
     cfg.setdefault("couplings", [])
     cfg.setdefault("balancer", {"type": "fixed"})
+    cfg.setdefault("teachers", {})
+    cfg.setdefault("hooks", [])
     cfg.setdefault("logging", {"loggers": [{"type": "console"}, {"type": "csv"}]})
     trainer = cfg.get("trainer") or {}
     _check_keys(trainer, TRAINER_DEFAULTS, "trainer", source)

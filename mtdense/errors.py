@@ -37,8 +37,9 @@ class ConfigError(MtdenseError, ValueError):
         return f"{self.key}: {text}" if self.key else text
 
     def under(self, prefix: str) -> "ConfigError":
-        """The same error with ``prefix`` put in front of its key (used by ``Registry.build``)."""
-        if not prefix:
+        """The same error with ``prefix`` put in front of its key (used by ``Registry.build``);
+        unchanged if the key already starts with ``prefix`` (a nested build named its full path)."""
+        if not prefix or (self.key and (self.key == prefix or self.key.startswith(prefix + "."))):
             return self
         key = f"{prefix}.{self.key}" if self.key else prefix
         err = type(self).__new__(type(self))

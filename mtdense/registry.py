@@ -223,8 +223,6 @@ class Registry:
         try:
             return fn(**kwargs)
         except ConfigError as exc:  # keys relative to the plugin; a nested build may already be absolute
-            if exc.key and (exc.key == where or exc.key.startswith(where + ".")):
-                raise
             raise exc.under(where) from None
 
     def __repr__(self) -> str:
@@ -244,8 +242,13 @@ BALANCERS = Registry("balancer", [f"mtdense.balancing.{m}" for m in (
 METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation")])
 DATASETS = Registry("dataset", ["mtdense.data.synth_shapes"])
 LOGGERS = Registry("logger", ["mtdense.engine.loggers"])
+TEACHERS = Registry("teacher", ["mtdense.engine.teachers"])
+HOOKS = Registry("hook")
+TRANSFORMS = Registry("transform", ["mtdense.data.joint_transforms"])
+BATCH_TRANSFORMS = Registry("batch_transform")
 
 ALL_REGISTRIES: dict[str, Registry] = {
     r.kind: r
-    for r in (BACKBONES, DECODERS, HEADS, INTERACTIONS, TASKS, LOSSES, COUPLINGS, BALANCERS, METRICS, DATASETS, LOGGERS)
+    for r in (BACKBONES, DECODERS, HEADS, INTERACTIONS, TASKS, LOSSES, COUPLINGS, BALANCERS, METRICS, DATASETS, LOGGERS,
+              TEACHERS, HOOKS, TRANSFORMS, BATCH_TRANSFORMS)
 }

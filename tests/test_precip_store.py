@@ -18,7 +18,7 @@ from mtdense.domains.precip.tile_store import PrecipTiles
 from mtdense.domains.precip.writers import imerg_name, write_imerg
 from mtdense.domains.precip.synth import synth_precip
 from mtdense.registry import DATASETS
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, DataError
 
 CHANNELS = [f"B{b:02d}" for b in range(8, 17)] + ["decoy_01"]
 
@@ -173,8 +173,11 @@ def test_dataset_with_two_workers_matches_single_process(store):
 
 def test_dataset_errors(store, tmp_path):
     path, _ = store
-    with pytest.raises(ConfigError, match=r"missing\.h5 not found"):
+    with pytest.raises(DataError, match=r"missing\.h5: tile store not found"):
         PrecipTiles(tmp_path / "missing.h5")
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match=r"junk\.h5: not a readable HDF5 tile store"):
+        PrecipTiles(tmp_path / "junk.h5")
     with pytest.raises(ConfigError, match="'training' is not a split; choose one of train, val, test"):
         PrecipTiles(path, split="training")
     with pytest.raises(ConfigError, match=r"'B07' not in .*store\.h5; stored channels: B08, B09"):

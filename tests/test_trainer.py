@@ -46,7 +46,7 @@ def test_resume_is_exact(tmp_path, interrupt, balancer):
     part_cfg = config(tmp_path / "part")
     part = Trainer(from_dict(part_cfg))
     # stop early: after 1 epoch, or after 3 optimizer steps (inside epoch 2, 2 steps per epoch)
-    stop_at = part.steps_per_epoch() if interrupt == "epoch" else 3
+    stop_at = part.steps_per_epoch if interrupt == "epoch" else 3
     original = part.train_step
 
     def interrupting(micro):
@@ -89,9 +89,7 @@ def test_corrupt_and_missing_checkpoints_name_the_file(tmp_path):
 
 
 def test_nan_loss_stops_with_a_message(tmp_path):
-    trainer = Trainer(from_dict(tiny_config(tmp_path)))
-    trainer.steps_per_epoch()
-    trainer.scheduler = None
+    trainer = Trainer(from_dict(tiny_config(tmp_path)))  # train_step works before fit
     batch = next(iter(trainer._loader("train", shuffle=True)))
     batch["targets"]["height"][0, 5, 5] = float("nan")
     with pytest.raises(TrainingError) as err:

@@ -45,9 +45,9 @@ from torch.utils.data import Dataset
 
 from mtdense.analysis.figures import grouped_bars, save_figure
 from mtdense.engine.builder import Experiment, make_loader, predictions
-from mtdense.engine.evaluator import Evaluator, move_batch
+from mtdense.engine.evaluator import Evaluator
 from mtdense.inference.predict import load_experiment
-from mtdense.engine.trainer import pick_device
+from mtdense.engine.runtime import Runtime, move_batch
 from mtdense.metrics.delta_m import badness, base_name
 from mtdense.errors import ConfigError
 
@@ -82,10 +82,10 @@ class _Analysis:
 
     def __init__(self, exp: Experiment, split: str):
         self.exp, self.split = exp, split
-        self.device = pick_device(exp.cfg.trainer.device)
+        self.device = Runtime.from_trainer_config(exp.cfg.trainer).device
         self.tasks = exp.tasks.to(self.device)
         model = exp.model.to(self.device).eval()
-        self.evaluator = Evaluator(model, self.tasks, exp.couplings, self.device)  # fp32
+        self.evaluator = Evaluator(model, self.tasks, exp.couplings, Runtime(self.device))  # fp32
         self.dataset = exp.dataset(split)
 
     def loader(self, dataset: Any = None):

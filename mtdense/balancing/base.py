@@ -24,7 +24,7 @@ in one process or under DDP, with no method-specific branches:
             with torch.no_grad(): balancer.after_optimizer_step({t: task losses of the SAME micro-batches})
         log(balancer.last_weights)            # the step's task weights / coefficients
     after every epoch:
-        balancer.on_epoch_end({t: epoch-mean training loss of t})   # DWA needs it
+        balancer.on_epoch_end()               # DWA averages the step losses it saw itself
     checkpoint: trainer_state["balancer"] = balancer.state_dict()   # load_state_dict on resume
 
 Couplings are not tasks. Coupling losses (consistency, distillation, ...) keep the weight
@@ -149,8 +149,9 @@ class Balancer(nn.Module, abc.ABC):
     def after_optimizer_step(self, losses: Mapping[str, Tensor]) -> None:
         """Receive the task losses re-evaluated after the step (only if ``needs_post_step_losses``)."""
 
-    def on_epoch_end(self, epoch_losses: Mapping[str, float]) -> None:
-        """Receive the epoch's mean loss per task (averaged over all ranks by the trainer)."""
+    def on_epoch_end(self) -> None:
+        """Called after every epoch; a balancer keeps whatever epoch statistics it needs itself
+        (in buffers, so they are saved with the checkpoint and a mid-epoch resume is exact)."""
 
     # -- helpers for subclasses ---------------------------------------------------------
 

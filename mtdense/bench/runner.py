@@ -60,7 +60,7 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
     if not val:  # the checkpoint was written after the last epoch: nothing left to train
         val = trainer.evaluate("val")
     seconds, cpu_seconds = time.perf_counter() - tic, time.process_time() - cpu_tic
-    images_per_epoch = trainer.steps_per_epoch() * int(cfg.data.batch_size) * int(cfg.trainer.accumulate)
+    images_per_epoch = trainer.steps_per_epoch * int(cfg.data.batch_size) * int(cfg.trainer.accumulate)
     epoch_seconds = val.get("train/epoch_seconds")
     shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
     model = trainer.model

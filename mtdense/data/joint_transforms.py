@@ -24,12 +24,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mtdense.errors import ConfigError
+from mtdense.registry import TRANSFORMS
+
 
 def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
     """Source index of each output pixel for nearest-neighbour resampling (pixel centres)."""
     return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
 
 
+@TRANSFORMS.register("random_scale_crop_flip")
 class RandomScaleCropFlip:
     """Scale by s ~ U(scale), crop/pad to ``size``, flip left-right with probability ``flip``.
 
@@ -41,9 +45,9 @@ class RandomScaleCropFlip:
                  depth_keys: Sequence[str] = ("depth",), disparity_keys: Sequence[str] = ("disparity",),
                  generator: torch.Generator | None = None):
         if len(size) != 2 or min(size) < 1:
-            raise ValueError(f"RandomScaleCropFlip: size {size!r} must be two positive integers (H, W)")
+            raise ConfigError(f"{list(size)!r} must be two positive integers (H, W)", key="size")
         if not 0 < scale[0] <= scale[1]:
-            raise ValueError(f"RandomScaleCropFlip: scale {scale!r} must be (low, high) with 0 < low <= high")
+            raise ConfigError(f"{list(scale)!r} must be (low, high) with 0 < low <= high", key="scale")
         self.size, self.scale, self.flip = (int(size[0]), int(size[1])), (float(scale[0]), float(scale[1])), flip
         self.depth_keys, self.disparity_keys = set(depth_keys), set(disparity_keys)
         self.generator = generator

@@ -4,10 +4,13 @@ Each sample is a C-channel image of a few discs and squares on a noisy backgroun
 ``semantic`` (0 background, 1 disc, 2 square) and ``height`` (a continuous map: each shape is a
 dome/pyramid whose peak is encoded, with noise, in the brightness of channel 0). A border of
 ``invalid_border`` pixels is marked invalid in both targets so validity masks are exercised.
-Sample i is generated from (seed, i) alone, so any worker produces it identically. Synthetic.
+Sample i is generated from (seed, i) alone, so any worker produces it identically; ``transform``
+(a callable, or transforms configured in YAML) is applied last. Synthetic.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,12 +22,14 @@ from mtdense.registry import DATASETS
 @DATASETS.register("synthetic_shapes")
 class SyntheticShapes(Dataset):
     def __init__(self, length: int = 32, size: tuple[int, int] = (32, 48), channels: int = 3, seed: int = 0,
-                 split: str = "train", invalid_border: int = 1, max_shapes: int = 4):
+                 split: str = "train", invalid_border: int = 1, max_shapes: int = 4,
+                 transform: Callable[[dict], dict] | None = None):
         self.length, self.size, self.channels = int(length), tuple(size), int(channels)
         self.seed = seed + {"train": 0, "val": 10_000, "test": 20_000}.get(split, 30_000)
         self.invalid_border, self.max_shapes = invalid_border, max_shapes
         self.channel_names = [f"band{i}" for i in range(self.channels)]
         self.target_keys = ["semantic", "height"]
+        self.transform = transform
 
     def __len__(self) -> int:
         return self.length
@@ -57,7 +62,8 @@ class SyntheticShapes(Dataset):
         if b:
             valid[:b], valid[-b:], valid[:, :b], valid[:, -b:] = False, False, False, False
         v = torch.from_numpy(valid)
-        return {"image": torch.from_numpy(image),
-                "targets": {"semantic": torch.from_numpy(semantic), "height": torch.from_numpy(height)},
-                "valid": {"semantic": v, "height": v.clone()},
-                "meta": {"id": f"shapes_{i:05d}"}}
+        sample = {"image": torch.from_numpy(image),
+                  "targets": {"semantic": torch.from_numpy(semantic), "height": torch.from_numpy(height)},
+                  "valid": {"semantic": v, "height": v.clone()},
+                  "meta": {"id": f"shapes_{i:05d}"}}
+        return self.transform(sample) if self.transform is not None else sample

@@ -15,16 +15,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mtdense.config import plain
+from mtdense.data.transforms import build_transform
 from mtdense.engine.distributed import ResumableSampler
 from mtdense.models.multitask import MultiTaskModel
 from mtdense.registry import COUPLINGS, DATASETS, TASKS
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, DataError, closest
 
 
 def build_dataset(cfg: DictConfig, split: str):
     if split not in cfg.data or cfg.data[split] is None:
         raise ConfigError(f"data.{split}: not configured; add a dataset for this split or choose another split")
-    ds = DATASETS.build(plain(cfg.data[split]), f"data.{split}")
+    options = plain(cfg.data[split])
+    if isinstance(options, dict) and isinstance(options.get("transform"), (dict, list)):
+        options["transform"] = build_transform(options["transform"], f"data.{split}.transform")
+    ds = DATASETS.build(options, f"data.{split}")
     if len(ds) == 0:
         raise ConfigError(f"data.{split}: the dataset is empty; check its path and split")
     return ds
@@ -111,7 +115,46 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None) ->
     tasks = build_tasks(cfg)
     model = build_model(cfg, tasks, in_ch)
     couplings = build_couplings(cfg, tasks)
+    target_keys = getattr(datasets.get("train"), "target_keys", None)
+    check_monitor(cfg, bind_tasks(tasks, target_keys), list(couplings))
     return Experiment(cfg, tasks, model, couplings, channel_names, datasets)
+
+
+def check_experiment(cfg: DictConfig) -> str | None:
+    """Build what ``train`` builds (datasets' channels and targets, tasks, metrics, couplings, model,
+    monitor) so config errors surface at once. If the training data cannot be opened (not
+    prepared yet), everything else is still checked with ``model.in_channels`` (or 1) input
+    channels; the returned note says what was skipped."""
+    try:
+        build_experiment(cfg)
+        return None
+    except (DataError, OSError) as exc:
+        channels = int(cfg.model.get("in_channels") or 1)
+        build_experiment(cfg, channel_names=[f"ch{i}" for i in range(channels)])
+        return f"data.train not opened ({exc}); checks that need the data were skipped"
+
+
+def bind_tasks(tasks: nn.ModuleDict, target_keys: list[str] | None = None) -> dict[str, list[str]]:
+    """``Task.bind`` for every task: metric names per task; config errors name the full key."""
+    names = {}
+    for name, task in tasks.items():
+        try:
+            names[name] = task.bind(tasks, target_keys)
+        except ConfigError as exc:
+            raise exc.under(f"tasks.{name}") from None
+    return names
+
+
+def check_monitor(cfg: DictConfig, metric_names: dict[str, list[str]], couplings: list[str]) -> None:
+    """``trainer.monitor`` must be a key the validation will report (``val/...``)."""
+    monitor = cfg.trainer.get("monitor")
+    if monitor is None:
+        return
+    keys = ["val/loss"] + [f"val/loss/{n}" for n in [*metric_names, *couplings]]
+    keys += [f"val/{task}/{m}" for task, names in metric_names.items() for m in names]
+    if monitor not in keys:
+        raise ConfigError(f"{monitor!r} is not reported by validation{closest(monitor, keys)}; "
+                          f"choose one of: {', '.join(keys)}", key="trainer.monitor")
 
 
 def predictions(tasks: nn.ModuleDict, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

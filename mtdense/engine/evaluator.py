@@ -3,67 +3,55 @@ accumulated over the whole split (torchmetrics states, summed across DDP ranks).
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any
-
 import torch
 from torch import nn
 
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import predictions
-
-
-def precision_context(precision: str, device: torch.device):
-    """The autocast context for ``trainer.precision`` (bf16 autocast, or nothing for fp32)."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def move_batch(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: move_batch(v, device) for k, v in batch.items()}
-    return batch
+from mtdense.engine.runtime import Runtime
 
 
 class Evaluator:
-    def __init__(self, net: nn.Module, tasks: nn.ModuleDict, couplings: nn.ModuleDict, device: torch.device,
-                 precision: str = "fp32", channels_last: bool = False):
-        self.net, self.tasks, self.couplings, self.device = net, tasks, couplings, device
-        self.precision, self.channels_last = precision, channels_last
+    """Scores a model on a loader: ``run(loader, split)`` → ``{split/loss/..., split/task/metric: value}``.
+
+    ``net`` is whatever is evaluated (the student, a DDP wrapper, or a teacher's network); the
+    runtime decides device, precision and memory format. Outputs are cast to float32 before
+    losses and metrics.
+    """
+
+    def __init__(self, net: nn.Module, tasks: nn.ModuleDict, couplings: nn.ModuleDict, runtime: Runtime):
+        self.net, self.tasks, self.couplings, self.runtime = net, tasks, couplings, runtime
+        self.device = runtime.device
 
     def outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        with precision_context(self.precision, self.device):
-            return {k: v.float() for k, v in self.net(image).items()}
+        return {k: v.float() for k, v in self.runtime.forward(self.net, image).items()}
 
     @torch.no_grad()
     def run(self, loader, split: str) -> dict[str, float]:
         was_training = self.net.training
         self.net.eval()
         metrics = {name: task.build_metrics().to(self.device) for name, task in self.tasks.items()}
-        loss_sums: dict[str, float] = {}
+        loss_sums: dict[str, torch.Tensor] = {}
         n = 0
         for batch in loader:
-            batch = move_batch(batch, self.device)
+            batch = self.runtime.batch(batch)
             out = self.outputs(batch["image"])
             bs = batch["image"].shape[0]
             n += bs
             losses = {name: task.compute_loss(out[name], batch) for name, task in self.tasks.items()}
             losses.update({name: c(out, batch) for name, c in self.couplings.items()})
-            for k, v in losses.items():
-                loss_sums[k] = loss_sums.get(k, 0.0) + float(v) * bs
+            for k, v in losses.items():  # summed on the device: no host sync per batch
+                loss_sums[k] = loss_sums.get(k, 0.0) + v.detach().double() * bs
             preds = predictions(self.tasks, out)
             for name, task in self.tasks.items():
                 target, valid = task.target_from(batch)
                 for m in metrics[name]:
                     m.update(preds[name], target, valid)
-        totals = torch.tensor([n] + list(loss_sums.values()), dtype=torch.float64)
+        totals = torch.stack([torch.tensor(float(n), dtype=torch.float64, device=self.device),
+                              *[torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in loss_sums.values()]])
         if dist_utils.is_distributed():
             torch.distributed.all_reduce(totals)
+        totals = totals.cpu()
         n_all = max(1.0, float(totals[0]))
         result = {f"{split}/loss/{k}": float(v) / n_all for k, v in zip(loss_sums, totals[1:].tolist())}
         result[f"{split}/loss"] = sum(result.values())

@@ -1,17 +1,20 @@
 """One ``Trainer`` for single-process and torchrun/DDP training.
 
-A step: forward under ``torch.autocast`` (bf16 on CPU when asked) → per-task losses on valid
-pixels + coupling losses → ``balancer.backward`` (which owns how losses or per-task gradients
-are combined) for each of ``accumulate`` micro-batches → ``balancer.finalize`` → clipping →
-optimizer and schedule step. The trainer has no method-specific branches: balancers that
-combine per-task gradients say ``reduces_gradients`` and do their own single reduction.
+A step, for each of ``accumulate`` micro-batches: teachers predict (``batch["teacher"]``) →
+batch transforms (seeded by run seed, step and micro-batch, so exact on resume) → hooks'
+``before_forward`` → forward (``Runtime``: device, autocast, memory format) → hooks'
+``before_loss`` → per-task losses on valid pixels + coupling losses → ``balancer.backward``
+(which owns how losses or per-task gradients are combined); then ``balancer.finalize`` →
+clipping → optimizer and schedule step → hooks' ``after_optimizer_step`` (e.g. EMA teachers).
+The trainer has no method-specific branches: balancers that combine per-task gradients say
+``reduces_gradients`` and do their own single reduction; teachers, batch transforms and hooks
+are plugins (``mtdense.engine.hooks``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,42 +25,48 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from mtdense.errors import TrainingError
 from mtdense.config import plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
 from mtdense.engine.checkpoint import prune_checkpoints, read_checkpoint, save_checkpoint, write_pointer
-from mtdense.engine.evaluator import Evaluator, move_batch, precision_context
+from mtdense.engine.evaluator import Evaluator
+from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
-from mtdense.registry import BALANCERS, LOGGERS
-from mtdense.errors import ConfigError
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("trainer.device: cuda requested but no CUDA device is available; use auto or cpu")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
+from mtdense.errors import ConfigError, TrainingError
+from mtdense.registry import BALANCERS, BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
 
 class Trainer:
+    """Trains an experiment from its config: ``Trainer(cfg).fit(resume=None)`` → last validation metrics.
+
+    Everything is built in ``__init__`` (experiment, optimizer, LR schedule, balancer, teachers,
+    batch transforms, hooks), so ``train_step`` works before ``fit``. Checkpoints (weights,
+    config, spec, trainer state incl. balancer, teacher and hook state and RNG) go to
+    ``trainer.out_dir/checkpoints``; ``fit(resume=PATH)`` continues exactly.
+    """
+
     def __init__(self, cfg: DictConfig, experiment: Experiment | None = None):
         self.cfg = cfg
         t = cfg.trainer
-        self.device = pick_device(t.device)
+        self.runtime = Runtime.from_trainer_config(t)
+        self.device = self.runtime.device
         self.distributed = dist_utils.init_distributed(self.device.type)
         seed_everything(int(cfg.seed), t.deterministic)
         self.exp = experiment or build_experiment(cfg)
-        self.model = self.exp.model.to(self.device)
+        self.model = self.runtime.prepare_model(self.exp.model)
         self.tasks = self.exp.tasks.to(self.device)
         self.couplings = self.exp.couplings.to(self.device)
-        if t.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         objectives = list(self.tasks) + list(self.couplings)
         self.balancer = BALANCERS.build(plain(cfg.balancer), "balancer", tasks=objectives).to(self.device)
         self.shared_params = self.model.shared_parameters()
+        self.teachers = nn.ModuleDict({
+            name: TEACHERS.build(plain(tc), f"teachers.{name}", student=self.model, tasks=self.tasks)
+            for name, tc in (cfg.get("teachers") or {}).items()}).to(self.device)
+        self.batch_transforms = [BATCH_TRANSFORMS.build(plain(bt), f"data.batch_transforms.{i}", tasks=self.tasks)
+                                 for i, bt in enumerate(cfg.data.get("batch_transforms") or [])]
+        self.hooks = [HOOKS.build(plain(h), f"hooks.{i}", tasks=self.tasks) for i, h in enumerate(cfg.get("hooks") or [])]
+        self.eval_net = self._eval_net(str(t.eval_model))
         self.net: nn.Module = self.model
         if self.distributed:
             self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -65,27 +74,67 @@ class Trainer:
             self.net = torch.compile(self.net)
         # balancers with learnable state (uncertainty, GradNorm, FAMO) update it themselves in finalize
         self.optimizer = build_optimizer(t, list(self.model.parameters()))
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.scheduler = build_scheduler(t, self.optimizer, self.steps_per_epoch * int(t.max_epochs))
         self.run_dir = Path(t.out_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
         self.best: float | None = None
-        self.epoch_losses: dict[str, float] = {}  # running mean train losses of the current epoch
         self.loggers: list = []
+
+    def _eval_net(self, choice: str) -> nn.Module | None:
+        """``student`` (None: evaluate what is trained) or ``teacher:<name>``."""
+        if choice == "student":
+            return None
+        name = choice.split(":", 1)[1] if choice.startswith("teacher:") else None
+        if name not in self.teachers:
+            raise ConfigError(f"{choice!r} is not 'student' or 'teacher:<name>' with a name of the teachers "
+                              f"section ({', '.join(self.teachers) or 'none configured'})", key="trainer.eval_model")
+        return self.teachers[name].net
+
+    @property
+    def step_hooks(self) -> list:
+        """Teachers first, then the configured hooks: the order their methods are called in."""
+        return [*self.teachers.values(), *self.hooks]
 
     # ---------------------------------------------------------------- data
     def _loader(self, split: str, shuffle: bool, epoch: int = 0, start_batch: int = 0) -> DataLoader:
         return make_loader(self.cfg, self.exp.dataset(split), split, shuffle, epoch, start_batch,
                            pin_memory=self.device.type == "cuda")
 
+    def _steps_per_epoch(self) -> int:
+        loader_batches = self._loader("train", shuffle=True).sampler.num_batches()
+        steps = loader_batches // int(self.cfg.trainer.accumulate)
+        cap = self.cfg.trainer.max_steps_per_epoch
+        steps = min(steps, int(cap)) if cap else steps
+        if steps == 0:
+            raise ConfigError(
+                f"{self.cfg.data.batch_size} × accumulate {self.cfg.trainer.accumulate} × "
+                f"{dist_utils.world_size()} process(es) exceeds the {len(self.exp.dataset('train'))} training samples",
+                key="data.batch_size")
+        return steps
+
     # ---------------------------------------------------------------- step
+    def _prepare_batch(self, batch: dict[str, Any], micro: int) -> dict[str, Any]:
+        """Device, teachers' predictions, batch transforms and hooks, in that order."""
+        batch = self.runtime.batch(batch)
+        if len(self.teachers):
+            with self.runtime.autocast():
+                batch["teacher"] = {name: t.predict(batch["image"]) for name, t in self.teachers.items()}
+        if self.batch_transforms:
+            generator = torch.Generator().manual_seed(hash((int(self.cfg.seed), self.global_step, micro)) % 2**63)
+            for bt in self.batch_transforms:
+                batch = bt(batch, generator)
+        for hook in self.hooks:
+            batch = hook.before_forward(batch, self.global_step)
+        return batch
+
     def _losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        image = batch["image"]
-        if self.cfg.trainer.channels_last:
-            image = image.contiguous(memory_format=torch.channels_last)
-        with precision_context(self.cfg.trainer.precision, self.device):
-            outputs = self.net(image)
+        outputs = self.runtime.forward(self.net, batch["image"])
+        for hook in self.hooks:
+            hook.before_loss(batch, outputs)
         losses = {name: task.compute_loss(outputs[name], batch) for name, task in self.tasks.items()}
         for name, coupling in self.couplings.items():
             losses[name] = coupling(outputs, batch)
@@ -112,7 +161,7 @@ class Trainer:
         n = len(micro_batches)
         logged: dict[str, float] = {}
         for i, batch in enumerate(micro_batches):
-            batch = move_batch(batch, self.device)
+            batch = self._prepare_batch(batch, i)
             # DDP reduces gradients during the last micro-batch's backward, unless the balancer
             # combines per-task gradients and does its own single reduction in finalize
             local = self.balancer.reduces_gradients or i < n - 1
@@ -132,6 +181,8 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
+        for hook in self.step_hooks:
+            hook.after_optimizer_step(self)
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
         return logged
 
@@ -139,8 +190,9 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "balancer": self.balancer.state_dict(), "global_step": self.global_step, "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch, "best": self.best, "epoch_losses": self.epoch_losses,
-                "rng": rng_state()}
+                "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": rng_state(),
+                "teachers": {name: t.state_dict() for name, t in self.teachers.items()},
+                "hooks": [h.state_dict() for h in self.hooks]}
 
     def save(self, is_best: bool = False) -> Path | None:
         if not dist_utils.is_main():
@@ -165,22 +217,13 @@ class Trainer:
         self.scheduler.load_state_dict(s["scheduler"])
         self.balancer.load_state_dict(s["balancer"])
         self.global_step, self.epoch, self.batch_in_epoch, self.best = s["global_step"], s["epoch"], s["batch_in_epoch"], s["best"]
-        self.epoch_losses = dict(s["epoch_losses"])
+        for name, teacher in self.teachers.items():
+            teacher.load_state_dict(s.get("teachers", {}).get(name, {}))
+        for hook, state in zip(self.hooks, s.get("hooks", [{}] * len(self.hooks))):
+            hook.load_state_dict(state)
         set_rng_state(s["rng"])
 
     # ---------------------------------------------------------------- fit
-    def steps_per_epoch(self) -> int:
-        loader_batches = self._loader("train", shuffle=True).sampler.num_batches()
-        steps = loader_batches // int(self.cfg.trainer.accumulate)
-        cap = self.cfg.trainer.max_steps_per_epoch
-        steps = min(steps, int(cap)) if cap else steps
-        if steps == 0:
-            raise ConfigError(
-                f"data.batch_size: {self.cfg.data.batch_size} × accumulate {self.cfg.trainer.accumulate} × "
-                f"{dist_utils.world_size()} process(es) exceeds the {len(self.exp.dataset('train'))} training samples"
-            )
-        return steps
-
     def _start_loggers(self, total: int) -> None:
         if not dist_utils.is_main():
             return
@@ -194,18 +237,23 @@ class Trainer:
         for lg in self.loggers:
             lg.log(metrics, self.global_step)
 
+    def evaluator(self) -> Evaluator:
+        """Scores ``trainer.eval_model``: the student being trained, or one of the teachers."""
+        net = self.net if self.eval_net is None else self.eval_net
+        return Evaluator(net, self.tasks, self.couplings, self.runtime)
+
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
         t = self.cfg.trainer
-        per_epoch = self.steps_per_epoch()
-        total = per_epoch * int(t.max_epochs)
-        self.scheduler = build_scheduler(t, self.optimizer, total)
+        per_epoch = self.steps_per_epoch
         if resume is not None:
             self.restore(resume)
         if dist_utils.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
-        self._start_loggers(total)
-        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, t.precision, t.channels_last)
+        self._start_loggers(per_epoch * int(t.max_epochs))
+        for hook in self.step_hooks:
+            hook.on_fit_start(self)
+        evaluator = self.evaluator()
         acc = int(t.accumulate)
         last_metrics: dict[str, float] = {}
         try:
@@ -217,9 +265,6 @@ class Trainer:
                     micro = [next(it) for _ in range(acc)]
                     logged = self.train_step(micro)
                     self.batch_in_epoch += acc
-                    for k, v in logged.items():
-                        if k.startswith("loss/"):
-                            self.epoch_losses[k[5:]] = self.epoch_losses.get(k[5:], 0.0) + v / per_epoch
                     for lg in self.loggers:
                         lg.advance(self.global_step, {k: v for k, v in logged.items() if k.startswith("loss/")})
                     if self.global_step % int(t.log_every_steps) == 0:
@@ -237,8 +282,9 @@ class Trainer:
                     last_metrics["train/epoch_seconds"] = epoch_time
                     is_best = self._update_best(last_metrics)
                     self._log(last_metrics)
-                self.balancer.on_epoch_end(dist_utils.all_reduce_mean(self.epoch_losses))
-                self.epoch_losses = {}
+                self.balancer.on_epoch_end()
+                for hook in self.step_hooks:
+                    hook.on_epoch_end(self)
                 self.save(is_best=is_best)
         finally:
             for lg in self.loggers:
@@ -248,10 +294,7 @@ class Trainer:
         return last_metrics
 
     def _update_best(self, metrics: dict[str, float]) -> bool:
-        key = self.cfg.trainer.monitor or "val/loss"
-        if key not in metrics:
-            raise ConfigError(f"trainer.monitor: {key!r} is not among the evaluation results: {', '.join(sorted(metrics))}")
-        value = metrics[key]
+        value = metrics[self.cfg.trainer.monitor or "val/loss"]  # checked when the experiment was built
         better = self.best is None or (value < self.best if self.cfg.trainer.monitor_mode == "min" else value > self.best)
         if better and math.isfinite(value):
             self.best = value
@@ -259,6 +302,4 @@ class Trainer:
         return False
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        evaluator = Evaluator(self.net, self.tasks, self.couplings, self.device, self.cfg.trainer.precision,
-                              self.cfg.trainer.channels_last)
-        return evaluator.run(self._loader(split, shuffle=False), split)
+        return self.evaluator().run(self._loader(split, shuffle=False), split)

@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 from mtdense.config import validate
 from mtdense.engine.builder import Experiment, build_experiment, make_loader, predictions
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
-from mtdense.engine.evaluator import Evaluator, move_batch
-from mtdense.engine.trainer import pick_device
+from mtdense.engine.evaluator import Evaluator
+from mtdense.engine.runtime import Runtime
 
 
 def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experiment:
@@ -33,9 +33,9 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
 
 def evaluate_checkpoint(path: str | Path, split: str = "val", overrides: Iterable[str] = ()) -> dict[str, float]:
     exp = load_experiment(path, overrides)
-    device = pick_device(exp.cfg.trainer.device)
-    model, tasks, couplings = exp.model.to(device), exp.tasks.to(device), exp.couplings.to(device)
-    evaluator = Evaluator(model, tasks, couplings, device, exp.cfg.trainer.precision)
+    runtime = Runtime.from_trainer_config(exp.cfg.trainer)
+    model, tasks, couplings = runtime.prepare_model(exp.model), exp.tasks.to(runtime.device), exp.couplings.to(runtime.device)
+    evaluator = Evaluator(model, tasks, couplings, runtime)
     return evaluator.run(make_loader(exp.cfg, exp.dataset(split), split, shuffle=False), split)
 
 
@@ -44,9 +44,9 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
     """Write every task's prediction for ``split`` to an HDF5 file: one (N, H, W) dataset per
     task (class ids or values in the task's units) and ``id`` (sample ids)."""
     exp = load_experiment(path, overrides)
-    device = pick_device(exp.cfg.trainer.device)
-    model, tasks = exp.model.to(device), exp.tasks.to(device)
-    evaluator = Evaluator(model, tasks, exp.couplings, device, exp.cfg.trainer.precision)
+    runtime = Runtime.from_trainer_config(exp.cfg.trainer)
+    model, tasks = runtime.prepare_model(exp.model), exp.tasks.to(runtime.device)
+    evaluator = Evaluator(model, tasks, exp.couplings, runtime)
     ds = exp.dataset(split)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
         written = 0
         ids = []
         for batch in make_loader(exp.cfg, ds, split, shuffle=False):
-            batch = move_batch(batch, device)
+            batch = runtime.batch(batch)
             preds = predictions(tasks, evaluator.outputs(batch["image"]))
             for name, p in preds.items():
                 arr = p.cpu().numpy()

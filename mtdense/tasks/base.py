@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import warnings
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
+from mtdense.errors import ConfigError
 from mtdense.registry import LOSSES, METRICS
 
 
@@ -31,10 +33,8 @@ class Task(nn.Module):
         """(target, valid) for this task from a batch."""
         targets, valid = batch["targets"], batch["valid"]
         if self.target not in targets:
-            raise KeyError(
-                f"tasks.{self.name}.target: the dataset provides no target {self.target!r}; it provides: "
-                f"{', '.join(targets)}"
-            )
+            raise ConfigError(f"the dataset provides no target {self.target!r}; it provides: {', '.join(targets)}",
+                              key=f"tasks.{self.name}.target")
         return targets[self.target], valid[self.target]
 
     def compute_loss(self, raw: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
@@ -53,6 +53,25 @@ class Task(nn.Module):
 
     def metric_args(self) -> dict[str, Any]:
         return {}
+
+    def bind(self, tasks: Mapping[str, "Task"], target_keys: Sequence[str] | None = None) -> list[str]:
+        """Check, when the experiment is built, everything that depends on the rest of it — the
+        target among the dataset's ``target_keys`` (when known), metric configs, references to
+        other tasks (gates) — and return the metric names this task will report. A dry run of
+        the prediction and metrics on a 2×2 zero output does it, so a bad option fails before
+        the first training step rather than after the first epoch."""
+        if target_keys is not None and self.target not in target_keys:
+            raise ConfigError(f"the dataset provides no target {self.target!r}; it provides: {', '.join(target_keys)}",
+                              key=f"tasks.{self.name}.target")
+        outputs = {name: torch.zeros(1, t.out_channels, 2, 2) for name, t in tasks.items()}
+        pred = self.predict_from(outputs, tasks)
+        names: list[str] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # metrics of a constant map may divide by zero
+            for metric in self.build_metrics():
+                metric.update(pred, pred, torch.ones(pred.shape, dtype=torch.bool))
+                names += list(metric.compute())
+        return names
 
     def build_metrics(self) -> nn.ModuleList:
         return nn.ModuleList(

@@ -79,7 +79,7 @@ class RegressionTask(Task):
             return pred
         gate_task = tasks[self.gate["task"]] if self.gate["task"] in tasks else None
         if gate_task is None or not hasattr(gate_task, "event_probability"):
-            raise ConfigError(f"tasks.{self.name}.gate.task: {self.gate['task']!r} must be a threshold_classification task")
+            raise ConfigError(f"{self.gate['task']!r} must be a threshold_classification task", key="gate.task")
         prob = gate_task.event_probability(outputs[gate_task.name], self.gate["level"])
         if self.gate["mode"] == "soft":
             return pred * prob

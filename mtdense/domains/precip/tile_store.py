@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mtdense.registry import DATASETS
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -30,11 +30,11 @@ def _open(path: Path):
     import h5py
 
     if not path.is_file():
-        raise ConfigError(f"data.path: tile store {path} not found; create it with `mtdense data prepare-precip`")
+        raise DataError(f"{path}: tile store not found; create it with `mtdense data prepare-precip` (or check data.*.path)")
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise ConfigError(f"data.path: {path} is not a readable HDF5 tile store ({exc}); re-run prepare") from exc
+        raise DataError(f"{path}: not a readable HDF5 tile store ({exc}); re-run `mtdense data prepare-precip`") from exc
 
 
 @DATASETS.register("precip_tiles")

@@ -1,0 +1,72 @@
+"""Where and how tensors run: device choice, autocast precision, memory format, batch movement.
+
+One place for what the trainer, the evaluator, inference and analysis all need, so a new
+precision mode or device rule is added once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import torch
+
+from mtdense.errors import ConfigError
+
+
+def pick_device(choice: str) -> torch.device:
+    """``auto`` (CUDA if available, else CPU), ``cpu`` or ``cuda`` (the local rank's GPU)."""
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("cuda requested but no CUDA device is available; use auto or cpu", key="trainer.device")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def precision_context(precision: str, device: torch.device):
+    """The autocast context for ``trainer.precision`` (bf16 autocast, or nothing for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def move_batch(batch: Any, device: torch.device) -> Any:
+    """``batch`` (nested dicts / lists of tensors) on ``device``; other values unchanged."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_batch(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in batch):
+        return type(batch)(move_batch(v, device) for v in batch)
+    return batch
+
+
+class Runtime:
+    """Device, precision and memory format of one run; ``forward`` runs a model on an image batch."""
+
+    def __init__(self, device: torch.device | str = "auto", precision: str = "fp32", channels_last: bool = False):
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.precision = precision
+        self.channels_last = channels_last
+
+    @classmethod
+    def from_trainer_config(cls, t: Any) -> "Runtime":
+        return cls(pick_device(t.device), t.precision, bool(t.channels_last))
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def autocast(self):
+        return precision_context(self.precision, self.device)
+
+    def batch(self, batch: Any) -> Any:
+        return move_batch(batch, self.device)
+
+    def forward(self, net: torch.nn.Module, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``net(image)`` in this runtime's memory format and precision (outputs as produced)."""
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            return net(image)
