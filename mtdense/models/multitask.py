@@ -120,11 +120,3 @@ class MultiTaskModel(nn.Module):
                 feats = module(feats)
         size = image.shape[-2:]
         return {t: self.heads[t](feats[self.branch_of[t]], size) for t in self.task_names}
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters that feed more than one task: encoder, interactions, multi-task branches."""
-        params = list(self.backbone.parameters()) + list(self.interactions.parameters())
-        for b, dec in self.decoders.items():
-            if sum(1 for t in self.task_names if self.branch_of[t] == b) > 1:
-                params += list(dec.parameters())
-        return [p for p in params if p.requires_grad]
