@@ -143,7 +143,7 @@ def main():
         "",
         "## Protocol (fixed before running)",
         f"- {p['scenes']} scenes of {p['size']}×{p['size']} label pixels (0.1°); {p['tile']}×{p['tile']} tiles, "
-        "split by scene time (70/10/20 %).",
+        "split in whole blocks of consecutive hours (70/10/20 % of the blocks).",
         f"- Every model: `configs/precip/base.yaml` backbone (U-Net encoder width 8, depth 4), U-Net branch decoders, "
         f"AdamW lr 3e-3, cosine schedule, {p['epochs']} epochs, batch {p['batch_size']}, fp32; seeds "
         f"{', '.join(map(str, range(args.seeds)))} (seed changes initialisation and batch order, not the data).",
