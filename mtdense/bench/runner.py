@@ -1,7 +1,8 @@
 """Run a benchmark grid in-process and keep it resumable (``mtdense bench GRID.yaml``).
 
 Every (pair, variant, seed) and every single-task baseline is trained with ``Trainer`` into
-``<out>/runs/<pair>/<variant>/seed<k>``, evaluated on ``val``, profiled (parameters, FLOPs,
+``<out>/runs/<pair>/<variant>/seed<k>``, evaluated on ``val`` during training, its best-on-val
+checkpoint scored once on ``test`` (``mtdense.bench.scoring``), profiled (parameters, FLOPs,
 CPU latency) and appended to ``<out>/results.jsonl`` with its key and a fingerprint of its
 config. A restarted bench (``--resume``) skips finished keys, refuses results whose
 fingerprint no longer matches the grid, and continues an interrupted run from its own last
@@ -25,6 +26,7 @@ from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
 from mtdense.bench.prepare import run_prepare
 from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
 from mtdense.bench.results import ResultsFile
+from mtdense.bench.scoring import learning_curve, plateaued, score_selected, split_metrics
 from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.engine.trainer import Trainer
 from mtdense.errors import ConfigError
@@ -34,16 +36,6 @@ def machine_info() -> dict[str, Any]:
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"nproc": nproc, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
-
-
-def task_metrics(val: dict[str, float], tasks: list[str]) -> dict[str, dict[str, float]]:
-    """``{"val/depth/rmse": x}`` -> ``{"depth": {"rmse": x}}`` for the run's tasks."""
-    out: dict[str, dict[str, float]] = {t: {} for t in tasks}
-    for key, value in val.items():
-        parts = key.split("/")
-        if len(parts) == 3 and parts[0] == "val" and parts[1] in out:
-            out[parts[1]][parts[2]] = value
-    return out
 
 
 def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +56,16 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
     epoch_seconds = val.get("train/epoch_seconds")
     shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
     model = trainer.model
+    curve = learning_curve(run_dir)
+    monitor = cfg.trainer.monitor or "val/loss"
+    selected = score_selected(trainer, run.tasks)  # loads the best-on-val weights: profile after this
+    val_metrics = split_metrics(val, run.tasks, "val")
     return {
         "key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": run.kind,
         "tasks": run.tasks, "baselines": run.baselines, "labels": run.labels,
-        "metrics": task_metrics(val, run.tasks), "val_loss": val.get("val/loss"),
+        "metrics": selected["test_metrics"] or val_metrics, "val_metrics": val_metrics, **selected,
+        "val_loss": val.get("val/loss"), "curve": curve, "monitor": monitor,
+        "plateau": plateaued(curve, monitor, str(cfg.trainer.monitor_mode)),
         "params": count_parameters(model),
         "flops_per_image": flops_per_image(model, shape),
         "latency_ms": cpu_latency_ms(model, shape, int(profile["latency_runs"]), int(profile["warmup"])),
@@ -75,6 +73,7 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "resumed_from_step": resumed_from,
         "protocol": {"input_shape": list(shape), "train_images": len(trainer.exp.dataset("train")),
                      "val_images": len(trainer.exp.dataset("val")), "epochs": int(cfg.trainer.max_epochs),
+                     "test_images": len(trainer.exp.dataset("test")) if selected["scored_split"] == "test" else 0,
                      "batch_size": int(cfg.data.batch_size), "steps": trainer.global_step},
         "machine": machine_info(), "run_dir": str(run_dir),
     }
