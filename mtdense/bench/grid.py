@@ -4,7 +4,8 @@ A grid YAML (``config:`` paths are relative to the grid file; data and output pa
 experiment configs stay relative to the working directory, as everywhere in mtdense)::
 
     name: interactions               # report: <report_dir>/<name>.md, .json, .png
-    seeds: 3                         # count (seeds 0..N-1) or an explicit list
+    seeds: 5                         # count (seeds 0..N-1) or an explicit list
+    reference: identity              # the plain multi-task variant (default: the first)
     report_dir: benchmarks/results
     profile: {threads: 2, latency_runs: 30, warmup: 5}
     protocol: {trainer.max_epochs: 8, data.batch_size: 8}   # dotted overrides for every run
@@ -53,7 +54,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mtdense.config import load_config, plain, validate
 from mtdense.errors import ConfigError
 
-GRID_KEYS = ("name", "seeds", "report_dir", "profile", "protocol", "prepare", "pairs", "axes")
+GRID_KEYS = ("name", "seeds", "report_dir", "reference", "profile", "protocol", "prepare", "pairs", "axes")
 PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "delta_m", "skip")
 PROFILE_DEFAULTS = {"threads": None, "latency_runs": 30, "warmup": 5}
 BASELINE_PREFIX = "baseline:"
@@ -119,6 +120,8 @@ class Grid:
     prepare: list[dict]
     pairs: list[Pair]
     axes: list[Axis]
+    #: label of the plain multi-task variant the paired differences are taken against
+    reference: str | None = None
 
     def active_pairs(self) -> list[Pair]:
         return [p for p in self.pairs if not p.skip]
@@ -363,6 +366,11 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
         raise ConfigError(f"{src}: pairs: list at least one task pair")
     if len({p.name for p in pairs}) != len(pairs):
         raise ConfigError(f"{src}: pairs: names must be distinct")
+    labels = ["+".join(c) for c in itertools.product(*[[lbl for lbl, _ in a.values] for a in axes])] or ["default"]
+    reference = raw.get("reference", labels[0])
+    if reference not in labels:
+        raise ConfigError(f"{src}: reference: {reference!r} is not a variant of this grid; variants: {', '.join(labels)}")
     return Grid(str(raw["name"]), path, seed_list, Path(raw.get("report_dir", "benchmarks/results")), profile,
-                _mapping(raw.get("protocol"), f"{src}: protocol"), _list(raw.get("prepare"), f"{src}: prepare"), pairs, axes)
+                _mapping(raw.get("protocol"), f"{src}: protocol"), _list(raw.get("prepare"), f"{src}: prepare"), pairs, axes,
+                reference)
 

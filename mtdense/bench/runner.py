@@ -1,4 +1,4 @@
-"""Run a benchmark grid in-process and keep it resumable (``mtdense bench GRID.yaml``).
+"""Run a benchmark grid and keep it resumable (``mtdense bench GRID.yaml``).
 
 Every (pair, variant, seed) and every single-task baseline is trained with ``Trainer`` into
 ``<out>/runs/<pair>/<variant>/seed<k>``, evaluated on ``val`` during training, its best-on-val
@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 
+from mtdense.bench.executor import execute_runs
 from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
 from mtdense.bench.prepare import run_prepare
 from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
@@ -81,8 +82,14 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
 
 def run_bench(grid: Grid, out: str | Path, resume: bool = False,
               on_record: Callable[[dict[str, Any]], None] | None = None,
-              log: Callable[[str], None] = print) -> ResultsFile:
-    """Run every unfinished run of ``grid`` into ``out``; ``on_record`` sees each new record."""
+              log: Callable[[str], None] = print, scheduler: str | None = None, workers: int | None = None,
+              processes: bool = True) -> ResultsFile:
+    """Run every unfinished run of ``grid`` into ``out``; ``on_record`` sees each new record.
+
+    ``scheduler``/``workers``/``processes`` choose where runs execute (``mtdense.bench.executor``:
+    a Dask LocalCluster by default, an existing cluster's address, or ``"inline"``); the store
+    is written here, by this process only.
+    """
     out = Path(out)
     store = ResultsFile(out / "results.jsonl")
     done = store.read()
@@ -97,42 +104,48 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
     runs = grid.runs(out)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(grid.path, out / "grid.yaml")
+    todo, fingerprints = [], {}
+    for run in runs:
+        fp = fingerprints[run.key] = fingerprint(run.config)  # before training: building a run adds keys to its config
+        if run.key not in done:
+            todo.append(run)
+        elif done[run.key].get("fingerprint") != fp:
+            raise ConfigError(
+                f"{store.path}: run {run.key} was recorded with another config (fingerprint "
+                f"{done[run.key].get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
+                "use a new --out, or delete that line (and its run folder) to rerun it"
+            )
+    log(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to run")
+    position = {run.key: i for i, run in enumerate(runs, start=1)}
+
+    def finished(run: Run, record: dict[str, Any]) -> None:
+        record = {**record, "fingerprint": fingerprints[run.key]}
+        store.append(record)
+        done[run.key] = record
+        pair = next(p for p in grid.pairs if p.name == run.pair)
+        shown = ", ".join(f"{t}/{m}={record['metrics'][t].get(m)}" for t, m in pair.per_task.items() if t in run.tasks)
+        log(f"[{position[run.key]}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s "
+            f"({record['train_cpu_seconds']:.1f} s CPU), {record['params']} params, "
+            f"{record['latency_ms']:.2f} ms/image; {shown}")
+        if on_record is not None:
+            on_record(record)
+
     threads_before = torch.get_num_threads()
-    if grid.profile["threads"]:
-        torch.set_num_threads(int(grid.profile["threads"]))
     try:
-        for i, run in enumerate(runs, start=1):
-            fp = fingerprint(run.config)
-            if run.key in done:
-                if done[run.key].get("fingerprint") != fp:
-                    raise ConfigError(
-                        f"{store.path}: run {run.key} was recorded with another config (fingerprint "
-                        f"{done[run.key].get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
-                        "use a new --out, or delete that line (and its run folder) to rerun it"
-                    )
-                continue
-            log(f"[{i}/{len(runs)}] {run.key}")
-            record = {**execute(run, grid.profile), "fingerprint": fp}
-            store.append(record)
-            done[run.key] = record
-            pair = next(p for p in grid.pairs if p.name == run.pair)
-            shown = ", ".join(f"{t}/{m}={record['metrics'][t].get(m)}" for t, m in pair.per_task.items() if t in run.tasks)
-            log(f"[{i}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s ({record['train_cpu_seconds']:.1f} s CPU), "
-                f"{record['params']} params, {record['latency_ms']:.2f} ms/image; {shown}")
-            if on_record is not None:
-                on_record(record)
+        execute_runs(todo, grid.profile, finished, log, scheduler, workers, processes)
     finally:
         torch.set_num_threads(threads_before)
     return store
 
 
 def bench(grid_path: str | Path, out: str | Path | None = None, seeds: int | None = None, resume: bool = False,
-          report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Path]:
+          report_dir: str | Path | None = None, log: Callable[[str], None] = print, scheduler: str | None = None,
+          workers: int | None = None) -> dict[str, Path]:
     """``mtdense bench``: run the grid, then write its report; returns the written paths."""
     from mtdense.bench.report import write_report
 
     grid = load_grid(grid_path, seeds)
     out = Path(out) if out is not None else Path("runs") / "bench" / grid.name
-    store = run_bench(grid, out, resume=resume, log=log)
+    store = run_bench(grid, out, resume=resume, log=log, scheduler=scheduler, workers=workers)
     paths = write_report(grid, store.read(), Path(report_dir) if report_dir is not None else grid.report_dir)
     return {"results": store.path, **paths}
