@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {  # label: config
     "single-task estimation": "single_estimation",
     "single-task classification": "single_classification",
-    "two-stage (classify, then estimate rainy pixels)": "two_stage",
+    "jointly trained two-stage (classify, then estimate rainy pixels)": "joint_two_stage",
     "multi-branch": "multibranch",
     "multi-branch + consistency": "multibranch_consistency",
     "MTCF (multi-branch + consistency + CBIM)": "mtcf",

@@ -260,3 +260,23 @@ def test_prepare_hooks_are_idempotent_and_refuse_other_data(tmp_path, capsys):
         run_prepare([{"type": "mtdense", "arg": args}], "prepare")
     with pytest.raises(ConfigError, match="did not create"):
         run_prepare([{"type": "mtdense", "args": ["registry", "list", "balancer"], "creates": str(tmp_path / "x")}], "prepare")
+
+
+def test_composite_scores_single_task_models_together(tmp_path):
+    """The composite of the two baselines of a seed reproduces each baseline's own scores (no gate
+    here), is recorded once, and enters the report's paired comparisons as a variant."""
+    path = write_grid(tmp_path, seeds=1)
+    grid_yaml = OmegaConf.load(path)
+    grid_yaml.pairs[0].composites = [{"name": "separate", "members": ["semantic", "height"], "scored_as": "equal"}]
+    grid_yaml.reference = "separate"
+    OmegaConf.save(grid_yaml, path)
+    grid = load_grid(path)
+    records = run_bench(grid, tmp_path / "out", log=lambda msg: None, scheduler="inline").read()
+    comp = records["shapes/separate/seed0"]
+    assert comp["kind"] == "composite" and comp["members"] == ["baseline:height", "baseline:semantic"]
+    semantic = records["shapes/baseline:semantic/seed0"]["metrics"]["semantic"]
+    height = records["shapes/baseline:height/seed0"]["metrics"]["height"]
+    assert comp["metrics"]["semantic"]["miou"] == pytest.approx(semantic["miou"], rel=1e-6)
+    assert comp["metrics"]["height"]["rmse"] == pytest.approx(height["rmse"], rel=1e-6)
+    summary = summarize_pair(grid.pairs[0], list(records.values()), reference="separate")
+    assert set(summary["paired"]["per_task"]["comparisons"]) == {"equal", "height_x3"}

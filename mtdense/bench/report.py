@@ -85,7 +85,7 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
             "monitor": recs[0].get("monitor"),
         }
     for name, v in variants.items():
-        if v["kind"] != "multitask":
+        if v["kind"] not in ("multitask", "composite"):
             continue
         missing = [b for b in v["baselines"] if b not in variants]
         v["delta_m"] = {}
@@ -110,23 +110,24 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
              for k in ("params", "flops_per_image", "latency_ms")}
     config = Path(pair.config)
     shown = config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config
-    multitask = {vn: v for vn, v in variants.items() if v["kind"] == "multitask" and "delta_m_seeds" in v}
+    multitask = {vn: v for vn, v in variants.items() if v["kind"] in ("multitask", "composite") and "delta_m_seeds" in v}
     paired = {}
     if reference in multitask:
         for dv in DELTA_VARIANTS:
             paired[dv] = compare_variants({vn: v["delta_m_seeds"][dv] for vn, v in multitask.items()}, reference)
-    return {"config": str(shown), "data": pair.data, "protocol": records[0]["protocol"] if records else {},
+    protocol = next((r["protocol"] for r in records if r.get("protocol")), {})
+    return {"config": str(shown), "data": pair.data, "protocol": protocol,
             "reference": reference, "paired": paired,
             "delta_m": {"per_task": pair.per_task, "per_metric": pair.per_metric},
             "variants": variants, "single_task_total": {"baselines": first_baselines, **total}}
 
 
 def summarize(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
-    keys = {run.key for run in grid.runs(Path("."))}
+    keys = {run.key for run in grid.runs(Path("."))} | {run.key for run in grid.composite_runs(Path("."))}
     current = [r for r in records.values() if r["key"] in keys]
     machines = []
     for r in current:
-        if r["machine"] not in machines:
+        if r["machine"] and r["machine"] not in machines:
             machines.append(r["machine"])
     return {
         "name": grid.name, "grid": str(grid.path), "seeds": grid.seeds, "protocol_overrides": grid.protocol,
@@ -172,7 +173,7 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
         dm = v.get("delta_m") or {}
         row = [vname, str(len(v["seeds"]))]
         row += [_pm(v["metrics"].get(c), ".4f") for c in metric_cols]
-        row += [_pm(dm.get(dv), "+.2f") if v["kind"] == "multitask" else "(reference)" for dv in DELTA_VARIANTS]
+        row += [_pm(dm.get(dv), "+.2f") if v["kind"] != "baseline" else "(reference)" for dv in DELTA_VARIANTS]
         params = v["params"]["mean"]
         flops = v["flops_per_image"]["mean"]
         row += [f"{params:,.0f}" if params is not None else "–", f"{flops / 1e6:,.1f}" if flops is not None else "–",

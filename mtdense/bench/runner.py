@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 
+from mtdense.bench.composite import evaluate_composite
 from mtdense.bench.executor import execute_runs
 from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
 from mtdense.bench.prepare import run_prepare
@@ -135,7 +136,20 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
         execute_runs(todo, grid.profile, finished, log, scheduler, workers, processes)
     finally:
         torch.set_num_threads(threads_before)
+        run_composites(grid, out, store, log)
     return store
+
+
+def run_composites(grid: Grid, out: Path, store: ResultsFile, log: Callable[[str], None]) -> None:
+    """Score every composite baseline whose member runs of that seed have finished (in this process)."""
+    done = store.read()
+    for comp in grid.composite_runs(out):
+        members_done = all(f"{comp.pair}/{m}/seed{comp.seed}" in done for m in comp.members)
+        if comp.key in done or not members_done:
+            continue
+        record = evaluate_composite(comp)
+        store.append({**record, "fingerprint": fingerprint(comp.config)})
+        log(f"{comp.key}: composite of {', '.join(comp.members)} scored on {record['scored_split']}")
 
 
 def bench(grid_path: str | Path, out: str | Path | None = None, seeds: int | None = None, resume: bool = False,
