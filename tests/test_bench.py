@@ -235,7 +235,7 @@ def test_report_markdown_json_and_plot(finished_bench, tmp_path):
     text = (tmp_path / "tiny.md").read_text()
     assert "Δm per-task [%]" in text and "Δm per-metric [%]" in text
     assert "(T=2): semantic/miou, height/rmse" in text and "(K=3)" in text
-    assert "| equal | 2 |" in text and " ± " in text
+    assert "| equal | 2 (0, 1) |" in text and " ± " in text and "PARTIAL" not in text
     assert "- precip: waiting for the precipitation pipeline" in text and "nproc" in text
     summary = json.loads((tmp_path / "tiny.json").read_text())
     equal = summary["pairs"]["shapes"]["variants"]["equal"]

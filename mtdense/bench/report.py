@@ -129,8 +129,10 @@ def summarize(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
     for r in current:
         if r["machine"] and r["machine"] not in machines:
             machines.append(r["machine"])
+    expected = len(keys)
     return {
         "name": grid.name, "grid": str(grid.path), "seeds": grid.seeds, "protocol_overrides": grid.protocol,
+        "finished_runs": len(current), "expected_runs": expected,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machines": machines,
         "reference": grid.reference,
         "pairs": {p.name: summarize_pair(p, [r for r in current if r["pair"] == p.name], grid.reference)
@@ -151,7 +153,8 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     proto = p["protocol"]
     shape = "×".join(map(str, proto.get("input_shape", [])))
     lines = [f"## {name} ({p['data']} data)", "",
-             f"Config `{p['config']}`; {proto.get('train_images', '?')} train / {proto.get('val_images', '?')} val images "
+             f"Config `{p['config']}`; {proto.get('train_images', '?')} train / {proto.get('val_images', '?')} val / "
+             f"{proto.get('test_images', 0) or 'no'} test images "
              f"of {shape}; epochs: {proto.get('epochs', '?')}, batch: {proto.get('batch_size', '?')}, "
              f"optimizer steps: {proto.get('steps', '?')}.", ""]
     per_task = ", ".join(f"{t}/{m}" for t, m in p["delta_m"]["per_task"].items())
@@ -171,7 +174,7 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for vname, v in p["variants"].items():
         dm = v.get("delta_m") or {}
-        row = [vname, str(len(v["seeds"]))]
+        row = [vname, f"{len(v['seeds'])} ({', '.join(map(str, v['seeds']))})"]
         row += [_pm(v["metrics"].get(c), ".4f") for c in metric_cols]
         row += [_pm(dm.get(dv), "+.2f") if v["kind"] != "baseline" else "(reference)" for dv in DELTA_VARIANTS]
         params = v["params"]["mean"]
@@ -232,8 +235,13 @@ def _fmt(x: float | None, fmt: str = "+.2f") -> str:
 
 
 def markdown(summary: dict[str, Any], plot_name: str | None) -> str:
-    lines = [f"# Benchmark `{summary['name']}`", "",
-             f"Produced by `mtdense bench {summary['grid']}` ({summary['generated']}).", "", "## Protocol", "",
+    lines = [f"# Benchmark `{summary['name']}`", ""]
+    if summary["finished_runs"] < summary["expected_runs"]:
+        lines += [f"> **PARTIAL RESULTS: {summary['finished_runs']} of {summary['expected_runs']} runs finished.** "
+                  "The seeds column gives each variant's finished seeds; verdicts and CIs use only those, and "
+                  "variants missing the reference's seeds are compared on the seeds both have. "
+                  "Rerun `mtdense bench --resume` to complete the grid.", ""]
+    lines += [f"Produced by `mtdense bench {summary['grid']}` ({summary['generated']}).", "", "## Protocol", "",
              f"- Seeds: {', '.join(map(str, summary['seeds']))}; shared overrides: "
              + (", ".join(f"`{k}={v}`" for k, v in summary["protocol_overrides"].items()) or "none")]
     for m in summary["machines"]:

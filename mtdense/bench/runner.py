@@ -154,12 +154,21 @@ def run_composites(grid: Grid, out: Path, store: ResultsFile, log: Callable[[str
 
 def bench(grid_path: str | Path, out: str | Path | None = None, seeds: int | None = None, resume: bool = False,
           report_dir: str | Path | None = None, log: Callable[[str], None] = print, scheduler: str | None = None,
-          workers: int | None = None) -> dict[str, Path]:
-    """``mtdense bench``: run the grid, then write its report; returns the written paths."""
+          workers: int | None = None, report_only: bool = False) -> dict[str, Path]:
+    """``mtdense bench``: run the grid, then write its report; returns the written paths.
+
+    ``report_only``: write the report from the runs finished so far (marked PARTIAL if any are
+    missing) without running anything, e.g. while the bench is still running elsewhere.
+    """
     from mtdense.bench.report import write_report
 
     grid = load_grid(grid_path, seeds)
     out = Path(out) if out is not None else Path("runs") / "bench" / grid.name
-    store = run_bench(grid, out, resume=resume, log=log, scheduler=scheduler, workers=workers)
+    if report_only:
+        store = ResultsFile(out / "results.jsonl")
+        if not store.path.is_file():
+            raise ConfigError(f"{store.path}: no results yet; run the bench first")
+    else:
+        store = run_bench(grid, out, resume=resume, log=log, scheduler=scheduler, workers=workers)
     paths = write_report(grid, store.read(), Path(report_dir) if report_dir is not None else grid.report_dir)
     return {"results": store.path, **paths}
