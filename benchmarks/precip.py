@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {  # label: config
     "single-task estimation": "single_estimation",
     "single-task classification": "single_classification",
-    "two-stage (classify, then estimate rainy pixels)": "two_stage",
+    "jointly trained two-stage (classify, then estimate rainy pixels)": "joint_two_stage",
     "multi-branch": "multibranch",
     "multi-branch + consistency": "multibranch_consistency",
     "MTCF (multi-branch + consistency + CBIM)": "mtcf",
@@ -152,7 +152,7 @@ def main():
         "",
         "## Protocol (fixed before running)",
         f"- {p['scenes']} scenes of {p['size']}×{p['size']} label pixels (0.1°); {p['tile']}×{p['tile']} tiles, "
-        "split by scene time (70/10/20 %).",
+        "split in whole blocks of consecutive hours (70/10/20 % of the blocks).",
         f"- Every model: `configs/precip/base.yaml` backbone (U-Net encoder width 8, depth 4), U-Net branch decoders, "
         f"AdamW lr 3e-3, cosine schedule, {p['epochs']} epochs, batch {p['batch_size']}, fp32; seeds "
         f"{', '.join(map(str, range(args.seeds)))} (seed changes initialisation and batch order, not the data).",

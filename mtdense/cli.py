@@ -144,7 +144,8 @@ def _registry_show(args) -> int:
 def _bench(args) -> int:
     from mtdense.bench.runner import bench
 
-    paths = bench(args.grid, args.out, args.seeds, args.resume, args.report_dir)
+    paths = bench(args.grid, args.out, args.seeds, args.resume, args.report_dir, scheduler=args.scheduler,
+                  workers=args.workers, report_only=args.report_only)
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
     return 0
 
@@ -244,6 +245,13 @@ def _core_commands(sub, data) -> None:
     sp.add_argument("--seeds", type=int, metavar="N", help="use seeds 0..N-1 instead of the grid's")
     sp.add_argument("--resume", action="store_true",
                     help="continue the bench in --out: skip finished runs, resume interrupted ones from their checkpoints")
+    sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                    help="Dask scheduler address of an existing cluster (default: a LocalCluster on this machine; "
+                         "'inline': no Dask, one run after another in this process)")
+    sp.add_argument("--report-only", action="store_true",
+                    help="write the report from the runs finished so far (marked PARTIAL), run nothing")
+    sp.add_argument("--workers", type=int, default=None,
+                    help="LocalCluster size: single-thread worker processes (default: min(2, cores))")
     sp.add_argument("--report-dir", help="where the report goes (default: the grid's report_dir)")
     sp.set_defaults(run=_bench)
 

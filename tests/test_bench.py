@@ -123,7 +123,7 @@ def test_results_file_is_strict_json_and_names_bad_lines(tmp_path):
 def finished_bench(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
     grid = load_grid(write_grid(folder), seeds=2)
-    store = run_bench(grid, folder / "out", log=lambda msg: None)
+    store = run_bench(grid, folder / "out", log=lambda msg: None, scheduler="inline")
     return grid, folder, store.read()
 
 
@@ -135,8 +135,9 @@ def test_results_have_metrics_and_costs(finished_bench):
     assert set(rec["metrics"]) == {"semantic", "height"}
     assert 0.0 <= rec["metrics"]["semantic"]["miou"] <= 1.0 and rec["metrics"]["height"]["rmse"] > 0
     assert records["shapes/baseline:height/seed0"]["metrics"] == {"height": records["shapes/baseline:height/seed0"]["metrics"]["height"]}
-    assert rec["protocol"] == {"input_shape": [3, 16, 24], "train_images": 16, "val_images": 8, "epochs": 1,
-                               "batch_size": 4, "steps": 4}
+    assert rec["protocol"] == {"input_shape": [3, 16, 24], "train_images": 16, "val_images": 8, "test_images": 0,
+                               "epochs": 1, "batch_size": 4, "steps": 4}
+    assert rec["scored_split"] == "val" and rec["curve"][0]["step"] == 4 and "val/semantic/miou" in rec["curve"][0]
     assert rec["latency_ms"] > 0 and rec["throughput_img_s"] > 0 and rec["resumed_from_step"] == 0
     for variant in ("equal", "height_x3", "baseline:semantic"):
         flops = {records[f"shapes/{variant}/seed{s}"]["flops_per_image"] for s in (0, 1)}
@@ -153,8 +154,8 @@ def test_resume_skips_finished_runs(finished_bench, monkeypatch):
     constructed = []
     monkeypatch.setattr(runner_mod, "Trainer", lambda cfg: constructed.append(cfg) or Trainer(cfg))
     with pytest.raises(ConfigError, match="pass --resume"):
-        run_bench(grid, folder / "out", log=lambda msg: None)
-    store = run_bench(grid, folder / "out", resume=True, log=lambda msg: None)
+        run_bench(grid, folder / "out", log=lambda msg: None, scheduler="inline")
+    store = run_bench(grid, folder / "out", resume=True, log=lambda msg: None, scheduler="inline")
     assert constructed == [] and store.read() == records
 
 
@@ -166,7 +167,7 @@ def test_interrupted_bench_continues_and_resumes_the_run_exactly(tmp_path, monke
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_bench(grid, out, on_record=stop_after_first, log=lambda msg: None)
+        run_bench(grid, out, on_record=stop_after_first, log=lambda msg: None, scheduler="inline")
     first_line = (out / "results.jsonl").read_text()
     assert [json.loads(line)["key"] for line in first_line.splitlines()] == ["shapes/baseline:semantic/seed0"]
 
@@ -179,9 +180,9 @@ def test_interrupted_bench_continues_and_resumes_the_run_exactly(tmp_path, monke
 
     monkeypatch.setattr(Trainer, "train_step", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        run_bench(grid, out, resume=True, log=lambda msg: None)
+        run_bench(grid, out, resume=True, log=lambda msg: None, scheduler="inline")
     monkeypatch.setattr(Trainer, "train_step", original)
-    records = run_bench(grid, out, resume=True, log=lambda msg: None).read()
+    records = run_bench(grid, out, resume=True, log=lambda msg: None, scheduler="inline").read()
     assert (out / "results.jsonl").read_text().startswith(first_line)
     assert list(records) == [r.key for r in grid.runs(out)]
     resumed = records["shapes/baseline:height/seed0"]
@@ -216,10 +217,11 @@ def test_delta_m_columns_by_hand():
                rec("mtl", "multitask", 0, {"semantic": {"miou": 0.55}, "height": {"rmse": 1.8, "abs_rel": 0.2}}, bl),
                rec("mtl", "multitask", 1, {"semantic": {"miou": 0.5}, "height": {"rmse": 2.2, "abs_rel": 0.3}}, bl)]
     dm = summarize_pair(grid_pair, records)["variants"]["mtl"]["delta_m"]
-    # per task: seed 0 (+10 miou, +10 rmse)/2 = 10; seed 1 (0, -10)/2 = -5
-    assert dm["per_task"]["mean"] == pytest.approx(2.5) and dm["per_task"]["std"] == pytest.approx(10.6066, abs=1e-4)
-    # per metric: seed 0 (10 + 10 + 0)/3; seed 1 (0 - 10 - 50)/3 = -20
-    assert dm["per_metric"]["mean"] == pytest.approx((20 / 3 - 20) / 2)
+    # each seed against the baselines of the same seed:
+    # per task: seed 0 (+37.5 miou vs 0.4, +10 rmse)/2 = 23.75; seed 1 (-16.67 vs 0.6, -10)/2 = -13.33
+    assert dm["per_task"]["mean"] == pytest.approx((23.75 - 40 / 3) / 2)
+    # per metric: seed 0 (37.5 + 10 + 0)/3; seed 1 (-16.67 - 10 - 50)/3
+    assert dm["per_metric"]["mean"] == pytest.approx(((47.5 / 3) + (-(50 / 3) - 60) / 3) / 2)
 
 
 def test_report_markdown_json_and_plot(finished_bench, tmp_path):
@@ -233,7 +235,7 @@ def test_report_markdown_json_and_plot(finished_bench, tmp_path):
     text = (tmp_path / "tiny.md").read_text()
     assert "Δm per-task [%]" in text and "Δm per-metric [%]" in text
     assert "(T=2): semantic/miou, height/rmse" in text and "(K=3)" in text
-    assert "| equal | 2 |" in text and " ± " in text
+    assert "| equal | 2 (0, 1) |" in text and " ± " in text and "PARTIAL" not in text
     assert "- precip: waiting for the precipitation pipeline" in text and "nproc" in text
     summary = json.loads((tmp_path / "tiny.json").read_text())
     equal = summary["pairs"]["shapes"]["variants"]["equal"]
@@ -258,3 +260,23 @@ def test_prepare_hooks_are_idempotent_and_refuse_other_data(tmp_path, capsys):
         run_prepare([{"type": "mtdense", "arg": args}], "prepare")
     with pytest.raises(ConfigError, match="did not create"):
         run_prepare([{"type": "mtdense", "args": ["registry", "list", "balancer"], "creates": str(tmp_path / "x")}], "prepare")
+
+
+def test_composite_scores_single_task_models_together(tmp_path):
+    """The composite of the two baselines of a seed reproduces each baseline's own scores (no gate
+    here), is recorded once, and enters the report's paired comparisons as a variant."""
+    path = write_grid(tmp_path, seeds=1)
+    grid_yaml = OmegaConf.load(path)
+    grid_yaml.pairs[0].composites = [{"name": "separate", "members": ["semantic", "height"], "scored_as": "equal"}]
+    grid_yaml.reference = "separate"
+    OmegaConf.save(grid_yaml, path)
+    grid = load_grid(path)
+    records = run_bench(grid, tmp_path / "out", log=lambda msg: None, scheduler="inline").read()
+    comp = records["shapes/separate/seed0"]
+    assert comp["kind"] == "composite" and comp["members"] == ["baseline:height", "baseline:semantic"]
+    semantic = records["shapes/baseline:semantic/seed0"]["metrics"]["semantic"]
+    height = records["shapes/baseline:height/seed0"]["metrics"]["height"]
+    assert comp["metrics"]["semantic"]["miou"] == pytest.approx(semantic["miou"], rel=1e-6)
+    assert comp["metrics"]["height"]["rmse"] == pytest.approx(height["rmse"], rel=1e-6)
+    summary = summarize_pair(grid.pairs[0], list(records.values()), reference="separate")
+    assert set(summary["paired"]["per_task"]["comparisons"]) == {"equal", "height_x3"}

@@ -102,7 +102,7 @@ CASES = [
     (PRECIP, ["couplings.0.classification=rain_rate"], "couplings.0.classification", "threshold_classification"),
     (PRECIP, ["couplings.0.direction=sideways"], "couplings.0.direction", "is not one of"),
     (PRECIP, ["couplings.0.temperature=0"], "couplings.0.temperature", "must be > 0"),
-    (PRECIP, ["balancer.weights.rain_class=-1"], "balancer.weights", "must be >= 0"),
+    (PRECIP, ["balancer.weights={rain_class: -1, rain_rate: 1}"], "balancer.weights", "must be >= 0"),
     (PRECIP, ["balancer.weights.rain=1"], "balancer.weights", "must be exactly the tasks"),
     (PRECIP, ["balancer.type=dwa", "balancer.temp=0"], "balancer.temp", "must be > 0"),
     (PRECIP, ["data.train.split=training"], "data.train.split", "is not a split"),

@@ -25,7 +25,7 @@ OPTION_GRID = [
     ("mtlsegformer_reweight", {"residual": True, "hidden": 4}),
     ("cross_stitch", {"alpha_self": 1.0}),
     ("mtan_attention", {"shared": "concat"}),
-    ("padnet", {"hidden": 4}),
+    ("padnet_distillation", {"hidden": 4}),
 ]
 
 
@@ -42,12 +42,12 @@ BAD_OPTIONS = [
     ("cbim", {"kernel_size": 5}, "cbim.kernel_size: 5 is not supported"),
     ("cbim", {"norm": "layer"}, "cbim.norm"),
     ("cbim", {"hidden": 0}, "cbim.hidden"),
-    ("ccam", {"variant": "cosine"}, "ccam.variant"),
+    ("ccam", {"variant": "scaled"}, "ccam.variant"),
     ("mtlsegformer_reweight", {"normalisation": "relu"}, "normalisation"),
     ("mtlsegformer_reweight", {"normalisation": "softmax"}, "use 'sigmoid' for 2 tasks"),
     ("cross_stitch", {"alpha_self": 1.5}, r"alpha_self: 1.5 must be a number in \[0, 1\]"),
     ("mtan_attention", {"shared": "sum"}, "mtan_attention.shared"),
-    ("padnet", {"hidden": -1}, "padnet.hidden"),
+    ("padnet_distillation", {"hidden": -1}, "padnet_distillation.hidden"),
 ]
 
 
@@ -78,7 +78,7 @@ def _const(value, channels=1, height=1, width=1):
 
 def test_cbim_hand_set_two_branch_example():
     """a = sigmoid(F_j) (gate sees only the sender), m = 2·F_j: F_i' = F_i + sigmoid(F_j)·2F_j."""
-    module = cf.build("cbim", {"a": 1, "b": 1}, norm="none")
+    module = cf.build("cbim", {"a": 1, "b": 1}, norm="none", identity_init=False)
     with torch.no_grad():
         for i, j in (("a", "b"), ("b", "a")):
             gate = module.gates[i][j][0]
@@ -100,7 +100,7 @@ def test_cbim_hand_set_two_branch_example():
 
 def test_cbim_three_branches_average_the_messages():
     """Gate weights 0 -> a = 0.5; message = F_j: F_i' = F_i + 0.5·mean_{j≠i} F_j."""
-    module = cf.build("cbim", {"a": 1, "b": 1, "c": 1}, norm="none")
+    module = cf.build("cbim", {"a": 1, "b": 1, "c": 1}, norm="none", identity_init=False)
     with torch.no_grad():
         for i in module.gates:
             for j in module.gates[i]:
@@ -120,23 +120,23 @@ def test_ccam_starts_as_identity():
             assert torch.equal(out[t], feats[t])
 
 
-def test_ccam_parameters_are_only_the_gammas_for_equal_widths():
+def test_ccam_parameters_are_the_gammas_and_temperatures_for_equal_widths():
     module = cf.build("ccam", TWO)
-    assert sum(p.numel() for p in module.parameters()) == 2
-    assert sorted(n for n, _ in module.named_parameters()) == ["gammas.a", "gammas.b"]
+    assert sum(p.numel() for p in module.parameters()) == 4
+    assert sorted(n for n, _ in module.named_parameters()) == [
+        "gammas.a", "gammas.b", "log_inverse_temperatures.a", "log_inverse_temperatures.b"]
 
 
-def test_ccam_hand_computed_channel_attention():
-    """C = 2, N = 2: S = I, D = [[1, 1], [0, 2]], γ = 1, variant "scaled" (E / sqrt(2))."""
+def test_ccam_hand_computed_cosine_channel_attention():
+    """C = 2, N = 2: S = I, D = [[1, 1], [0, 2]], γ = 1, κ = 10: cosines [[1/√2, 0], [1/√2, 1]]."""
     module = cf.build("ccam", {"s": 2, "d": 2})
     with torch.no_grad():
         module.gammas["s"].fill_(1.0)
     s = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).reshape(1, 2, 1, 2)
     d = torch.tensor([[1.0, 1.0], [0.0, 2.0]]).reshape(1, 2, 1, 2)
-    # E = S·Dᵀ = Dᵀ = [[1, 0], [1, 2]]; row softmax of E/√2:
-    r = math.sqrt(2)
-    a0 = [math.exp(1 / r) / (math.exp(1 / r) + 1), 1 / (math.exp(1 / r) + 1)]
-    a1 = [math.exp(1 / r) / (math.exp(1 / r) + math.exp(2 / r)), math.exp(2 / r) / (math.exp(1 / r) + math.exp(2 / r))]
+    r = 10 / math.sqrt(2)
+    a0 = [math.exp(r) / (math.exp(r) + 1), 1 / (math.exp(r) + 1)]
+    a1 = [math.exp(r) / (math.exp(r) + math.exp(10)), math.exp(10) / (math.exp(r) + math.exp(10))]
     attended = [[a0[0] * 1 + a0[1] * 0, a0[0] * 1 + a0[1] * 2], [a1[0] * 1 + a1[1] * 0, a1[0] * 1 + a1[1] * 2]]
     expected = torch.tensor([[1 + attended[0][0], attended[0][1]], [attended[1][0], 1 + attended[1][1]]])
     out = module({"s": s, "d": d})
@@ -186,7 +186,7 @@ def test_mtlsegformer_softmax_reweighting_by_hand():
 
     Eval-mode BN with fresh statistics divides by sqrt(1 + 1e-5): Z_a = ReLU((1 + (2 + 4)/2)/k).
     """
-    module = cf.build("mtlsegformer_reweight", {"a": 1, "b": 1, "c": 1}, normalisation="softmax")
+    module = cf.build("mtlsegformer_reweight", {"a": 1, "b": 1, "c": 1}, normalisation="softmax", identity_init=False)
     with torch.no_grad():
         for t in "abc":
             module.attention[t][-1].weight.zero_()
@@ -200,24 +200,24 @@ def test_mtlsegformer_softmax_reweighting_by_hand():
 
 def test_mtlsegformer_residual_adds_the_input():
     feats = cf.make_feats(UNEQUAL)
-    plain = cf.build("mtlsegformer_reweight", UNEQUAL, seed=3)(feats)
-    residual = cf.build("mtlsegformer_reweight", UNEQUAL, seed=3, residual=True)(feats)
+    plain = cf.build("mtlsegformer_reweight", UNEQUAL, seed=3, identity_init=False)(feats)
+    residual = cf.build("mtlsegformer_reweight", UNEQUAL, seed=3, residual=True, identity_init=False)(feats)
     for t in feats:
         torch.testing.assert_close(residual[t], feats[t] + plain[t])
 
 
 def test_mtan_mean_update_is_a_mask_times_the_shared_mean():
     feats = cf.make_feats(TWO)
-    out = cf.build("mtan_attention", TWO)(feats)
+    out = cf.build("mtan_attention", TWO, identity_init=False)(feats)
     shared = (feats["a"] + feats["b"]) / 2
     for t in feats:
         mask = (out[t] - feats[t]) / shared
         assert ((mask > 0) & (mask < 1)).all()
 
 
-def test_padnet_sums_gated_messages_and_exposes_intermediate_maps():
+def test_padnet_distillation_sums_gated_messages():
     """1×1 maps, centre taps 1, gate logits 0 -> 0.5: F_t' = F_t + 0.5·Σ_{j≠t} F_j / k."""
-    module = cf.build("padnet", {"a": 1, "b": 1, "c": 1})
+    module = cf.build("padnet_distillation", {"a": 1, "b": 1, "c": 1}, identity_init=False)
     with torch.no_grad():
         for t in "abc":
             module.intermediate[t][0].weight.fill_(1.0)
@@ -228,10 +228,6 @@ def test_padnet_sums_gated_messages_and_exposes_intermediate_maps():
                 module.messages[t][s].bias.zero_()
     module.eval()
     feats = {"a": _const(1), "b": _const(2), "c": _const(4)}
-    out, maps = module.forward_with_intermediate(feats)
+    out = module(feats)
     k = math.sqrt(1 + 1e-5)
     assert [out[t].item() for t in "abc"] == pytest.approx([1 + 3 / k, 2 + 2.5 / k, 4 + 1.5 / k])
-    assert [maps[t].item() for t in "abc"] == pytest.approx([1 / k, 2 / k, 4 / k])
-    wide = cf.build("padnet", UNEQUAL, hidden=6)
-    _, maps = wide.forward_with_intermediate(cf.make_feats(UNEQUAL))
-    assert {t: m.shape[1] for t, m in maps.items()} == wide.intermediate_channels == {"a": 6, "b": 6, "c": 6}

@@ -90,7 +90,7 @@ def test_store_layout_counts_and_provenance(store, synth_dir):
         scene_split = [s.decode() for s in f["scenes/split"][:]]
         assert [scene_split[k] for k in f["tile_scene"][:]] == [
             next(s for s, idx in splits.items() if i in idx) for i in range(n)]
-        assert scene_split.count("val") == 1 and scene_split.count("test") == 1
+        assert scene_split.count("val") == 2 and scene_split.count("test") == 2  # one 1-hour block each (blocked split)
         image, rain = f["image"][:], f["rain_rate"][:]
         assert np.isfinite(image).all()                                        # NaN filled after stats
         assert 0.0 < np.isnan(rain).mean() < 0.5                               # invalid labels kept as NaN
@@ -214,3 +214,26 @@ def test_label_grid_cropped_to_ahi_coverage(tmp_path):
     with h5py.File(tmp_path / "s.h5") as f:
         np.testing.assert_array_equal(f["rain_rate"][0], original.rain_rate)
         np.testing.assert_allclose(f["tile_latlon"][0], (original.lat[0], 179.25), atol=1e-4)
+
+
+def test_blocked_splits_keep_neighbouring_half_hours_together():
+    """Issue 9 §2: the default split assigns whole blocks of consecutive hours, never single half hours."""
+    from mtdense.domains.precip.splits import blocked_splits
+
+    starts = [dt.datetime(2020, 7, 1) + dt.timedelta(minutes=30 * k) for k in range(96)]  # 48 h
+    split_of, hours = blocked_splits(starts, 0.1, 0.2, seed=0, block_hours=4)
+    assert hours == 4.0
+    for k in range(0, 96, 8):  # each 4-hour block (8 half hours) lies in one split
+        assert len({split_of[t] for t in starts[k:k + 8]}) == 1
+    assert set(split_of.values()) == {"train", "val", "test"}
+    changes = sum(split_of[a] != split_of[b] for a, b in zip(starts, starts[1:]))
+    assert changes <= 11  # only at block boundaries (12 blocks)
+    auto, auto_hours = blocked_splits(starts, 0.1, 0.2, seed=0)
+    assert auto_hours == 3.0  # the longest of 24/12/6/3/1 h giving >= 10 blocks over 48 h
+
+
+def test_prepare_precip_defaults_to_blocked_splits(synth_dir, tmp_path):
+    prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "b.h5", tile_size=16)
+    with h5py.File(tmp_path / "b.h5") as f:
+        params = json.loads(f.attrs["parameters"])
+    assert params["split_by"] == "blocked" and params["block_hours"] == 1.0  # 6 half hours: 1-hour blocks

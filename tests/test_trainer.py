@@ -98,7 +98,8 @@ def test_nan_loss_stops_with_a_message(tmp_path):
 
 
 def test_train_evaluate_predict_via_cli(tmp_path, capsys):
-    cfg = tiny_config(tmp_path / "run", max_epochs=4)
+    # 40 steps at lr 1e-2: pixel accuracy 0.69-0.82 over seeds 0-3 (4 epochs at 3e-3 gave 0.15-0.77)
+    cfg = tiny_config(tmp_path / "run", max_epochs=10, lr=1e-2, warmup_steps=4)
     cfg["data"]["test"] = {"type": "synthetic_shapes", "length": 6, "size": [16, 24], "channels": 3, "split": "test"}
     (tmp_path / "exp.yaml").write_text(json.dumps(cfg))  # JSON is YAML
     assert main(["train", str(tmp_path / "exp.yaml")]) == 0

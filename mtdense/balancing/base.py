@@ -4,10 +4,10 @@ One interface serves loss weighting (fixed, uncertainty, DWA, ...) and gradient
 combination (PCGrad, CAGrad, IMTL-G, ...). The trainer drives every balancer the same way,
 in one process or under DDP, with no method-specific branches:
 
-    balancer = BALANCERS.build(cfg["balancer"], path="balancer", tasks=task_names).to(device)
+    balancer = build_balancer(cfg["balancer"], task_names, run_seed=cfg.seed).to(device)
     optimizer = build_optimizer(model.parameters())      # never balancer.parameters()
-    shared = shared_parameters(model, first_batch_losses)  # mtdense.balancing.gradients:
-    # the parameters two or more task losses depend on (backbone, shared decoder, interactions)
+    shared = shared_parameters(model, first_batch_task_losses)  # mtdense.balancing.gradients:
+    # the parameters two or more TASK losses reach (autograd graph, once; names saved with the run)
 
     every optimizer step, with k micro-batches:
         optimizer.zero_grad(set_to_none=True)
@@ -16,13 +16,26 @@ in one process or under DDP, with no method-specific branches:
             with ddp_model.no_sync() if (ddp and local) else nullcontext():  # forward AND backward
                 preds = ddp_model(batch["image"])
                 losses = {t: task_loss[t] / k for t in task_names}  # scalar means, 1/k scaled
-                balancer.backward(losses, shared)
+                couplings = sum_c weight_c * coupling_c(preds, batch) / k   # or None
+                balancer.backward(losses, shared, couplings)
         balancer.finalize(shared)             # on every rank; gradient methods all-reduce here
         clip_grad_norm_(...); optimizer.step(); scheduler.step()
+        if balancer.needs_post_step_losses:   # FAMO's official update
+            with torch.no_grad(): balancer.after_optimizer_step({t: task losses of the SAME micro-batches})
         log(balancer.last_weights)            # the step's task weights / coefficients
     after every epoch:
         balancer.on_epoch_end()               # DWA averages the step losses it saw itself
     checkpoint: trainer_state["balancer"] = balancer.state_dict()   # load_state_dict on resume
+
+Couplings are not tasks. Coupling losses (consistency, distillation, ...) keep the weight
+they are configured with and enter as ONE scalar ``couplings`` beside the task losses; a
+balancer never weights them, never learns from them and never counts them as a task:
+
+* loss weighting: the network descends ``sum_t w_t L_t + couplings``;
+* gradient combination: the shared parameters receive ``sum_t alpha_t g_t + g_c`` where the
+  alpha_t are computed from the task gradients g_t alone and g_c is the coupling's own
+  gradient (added after the combination, unprojected); task-specific parameters receive the
+  gradient of ``sum_t L_t + couplings``.
 
 Conventions every balancer follows:
 
@@ -34,9 +47,13 @@ Conventions every balancer follows:
   (loss weighting) or of the plain sum of the losses, i.e. their own task's loss (gradient
   methods).
 * Learnable balancer state (uncertainty log-variances, GradNorm weights, FAMO logits) is
-  updated by the balancer itself in ``finalize`` with a small internal optimizer. Its
-  parameters never go into the trainer's optimizer, and their gradients are computed from
-  all-reduced step statistics, so every DDP rank keeps identical state.
+  updated by the balancer itself in ``finalize`` (or ``after_optimizer_step``) with a small
+  internal optimizer. Its parameters never go into the trainer's optimizer, and their
+  gradients are computed from all-reduced step statistics, so every DDP rank keeps
+  identical state.
+* Stochastic balancers (RLW, PCGrad) take ``seed``; ``build_balancer`` defaults it to the
+  run seed, so every benchmark seed draws its own weights / permutations (an explicit
+  ``balancer.seed`` still wins).
 * Losses arrive unscaled by any GradScaler (bf16 autocast needs none); under fp16 the
   trainer sets ``grad_scaler`` and loss-weighting balancers scale the weighted total they
   back-propagate (``scaled``); gradient methods refuse fp16 (``supports_grad_scaler``).
@@ -62,6 +79,15 @@ from torch import Tensor, nn
 
 from mtdense.engine.distributed import mean_across_ranks
 from mtdense.errors import ConfigError
+from mtdense.registry import BALANCERS
+
+
+def build_balancer(cfg: Mapping[str, Any] | str, tasks: list[str], run_seed: int) -> "Balancer":
+    """Build ``cfg`` (the ``balancer:`` section) for ``tasks``; ``seed`` defaults to the run seed."""
+    cfg = {"type": cfg} if isinstance(cfg, str) else dict(cfg)
+    if cfg.get("type") in BALANCERS and "seed" not in cfg and "seed" in BALANCERS.options(cfg["type"], ("tasks",)):
+        cfg["seed"] = int(run_seed)
+    return BALANCERS.build(cfg, "balancer", tasks=list(tasks))
 
 
 class Balancer(nn.Module, abc.ABC):
@@ -78,6 +104,9 @@ class Balancer(nn.Module, abc.ABC):
     exact_under_accumulation: ClassVar[bool] = True
     #: True: ``backward`` back-propagates one total through ``scaled`` (fp16 GradScaler works).
     supports_grad_scaler: ClassVar[bool] = False
+    #: True: after ``optimizer.step()`` the trainer re-evaluates the task losses on the same
+    #: micro-batches (no grad) and passes them to ``after_optimizer_step`` (FAMO).
+    needs_post_step_losses: ClassVar[bool] = False
 
     def __init__(self, tasks: list[str]):
         super().__init__()
@@ -98,11 +127,19 @@ class Balancer(nn.Module, abc.ABC):
         self.generator: torch.Generator | None = None
 
     @abc.abstractmethod
-    def backward(self, losses: Mapping[str, Tensor], shared_params: list[nn.Parameter]) -> dict[str, float]:
-        """Back-propagate one micro-batch; return the task weights used (for logging)."""
+    def backward(self, losses: Mapping[str, Tensor], shared_params: list[nn.Parameter],
+                 couplings: Tensor | None = None) -> dict[str, float]:
+        """Back-propagate one micro-batch; return the task weights used (for logging).
+
+        ``couplings`` is the already-weighted sum of the coupling losses (or None): it is added
+        to the update unweighted, never balanced (see the module docstring).
+        """
 
     def finalize(self, shared_params: list[nn.Parameter]) -> None:
         """Complete the step's gradients after the last micro-batch (before optimizer.step)."""
+
+    def after_optimizer_step(self, losses: Mapping[str, Tensor]) -> None:
+        """Receive the task losses re-evaluated after the step (only if ``needs_post_step_losses``)."""
 
     def on_epoch_end(self) -> None:
         """Called after every epoch; a balancer keeps whatever epoch statistics it needs itself
@@ -118,7 +155,7 @@ class Balancer(nn.Module, abc.ABC):
             raise ValueError(
                 f"{type(self).__name__}: losses have keys {sorted(losses)}, the balancer's tasks are "
                 f"{self.tasks} (missing: {missing or 'none'}, unexpected: {extra or 'none'}); pass one "
-                f"scalar loss per task (fold couplings into a task's loss)"
+                f"scalar loss per task (couplings go in the separate ``couplings`` argument)"
             )
         values = []
         for t in self.tasks:
@@ -183,13 +220,15 @@ class WeightedLossBalancer(Balancer):
     def current_weights(self, losses: Tensor) -> Tensor:
         """Weights (T,) to apply to this micro-batch's detached losses (T,)."""
 
-    def backward(self, losses: Mapping[str, Tensor], shared_params: list[nn.Parameter]) -> dict[str, float]:
+    def backward(self, losses: Mapping[str, Tensor], shared_params: list[nn.Parameter],
+                 couplings: Tensor | None = None) -> dict[str, float]:
         stacked = self.stack_losses(losses)
         detached = stacked.detach()
         weights = self.current_weights(detached).detach().to(stacked.device)
         self.step_losses += detached.to(self.step_losses.device)
         self.micro_batches += 1
-        self.scaled((weights * stacked).sum()).backward()
+        total = (weights * stacked).sum()
+        self.scaled(total if couplings is None else total + couplings.float()).backward()
         self.last_weights = self.weights_dict(weights)
         return self.last_weights
 

@@ -1,6 +1,9 @@
 """IMTL-G (impartial multi-task learning, gradient part): Liu, Li, Kuang, Xue, Chen, Yang,
 Liao, Zhang, "Towards Impartial Multi-task Learning", ICLR 2021.
 
+The balancer named ``imtl`` is IMTL-G only: the paper's loss part (IMTL-L, learnable loss
+scales) and the hybrid IMTL are not implemented.
+
 Find alpha with sum_t alpha_t = 1 such that the combined gradient g = sum_t alpha_t g_t has
 equal projections onto every unit task gradient u_t = g_t / |g_t|:
     alpha_{2:T} = g_1 U^T (D U^T)^{-1},   alpha_1 = 1 - sum alpha_{2:T},

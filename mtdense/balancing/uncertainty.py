@@ -1,13 +1,19 @@
 """Homoscedastic uncertainty weighting: Kendall, Gal, Cipolla, "Multi-Task Learning Using
 Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018.
 
-Total loss L = sum_t exp(-s_t) L_t + s_t with one learnable log-variance s_t = log sigma_t^2
-per task. Factor convention: the same form for every task type. Kendall et al. write
-1/(2 sigma^2) L + log sigma for regression and 1/sigma^2 L + log sigma for classification;
-both have the same optimum exp(s_t) = L_t and differ from the form used here only by a
-constant factor 1/2 on the regression gradients (the form used in LibMTL and in the
-FAMO/Nash-MTL benchmarks). For a mean-squared-error task with Gaussian noise of variance
-sigma^2, exp(-s_t) therefore converges to 1 / sigma^2.
+The form used here, for every task type alike:
+
+    L = sum_t exp(-s_t) L_t + s_t,        s_t = log sigma_t^2 learnable, init 0 (weight 1)
+
+Kendall et al. derive 1/(2 sigma^2) L + log sigma for a Gaussian (regression) likelihood and
+1/sigma^2 L + log sigma for a softmax (classification) one. Written in s = log sigma^2 the
+regression term is (1/2)(exp(-s) L + s), i.e. half of the form above; the classification term
+is exp(-s) L + s/2. All of them have their optimum at exp(s_t) = L_t, so the learnt weights
+agree at convergence; the paths differ by those constant factors. LibMTL
+(``LibMTL/weighting/UW.py``) uses (1/2)(exp(-s_t) L_t + s_t) for every task — exactly half
+of the form here, so the network's gradients are half as large — with s_t initialised at
+-0.5 (initial weight exp(0.5)/2 = 0.82). For a mean-squared-error task with Gaussian noise of
+variance sigma^2, exp(-s_t) converges to 1 / sigma^2 in either form.
 
 Update: the network receives sum_t exp(-s_t) L_t with s fixed during the step. In
 ``finalize`` the exact gradient dL/ds_t = 1 - exp(-s_t) L_t (L_t = the step's loss,

@@ -4,7 +4,8 @@ A grid YAML (``config:`` paths are relative to the grid file; data and output pa
 experiment configs stay relative to the working directory, as everywhere in mtdense)::
 
     name: interactions               # report: <report_dir>/<name>.md, .json, .png
-    seeds: 3                         # count (seeds 0..N-1) or an explicit list
+    seeds: 5                         # count (seeds 0..N-1) or an explicit list
+    reference: identity              # the plain multi-task variant (default: the first)
     report_dir: benchmarks/results
     profile: {threads: 2, latency_runs: 30, warmup: 5}
     protocol: {trainer.max_epochs: 8, data.batch_size: 8}   # dotted overrides for every run
@@ -22,11 +23,15 @@ experiment configs stay relative to the working directory, as everywhere in mtde
           per_task: {semantic: miou, depth: abs_rel}            # one metric per task
           per_metric: {semantic: [miou], depth: [abs_rel, rmse, delta1]}
         skip: null                   # a reason string: listed in the report, not run
+        composites: []               # single-task baselines scored together (mtdense.bench.composite)
     axes:                            # the cartesian product of all axes is run
       - key: model.interactions
         values:
           - {label: identity, value: [{type: identity, stages: all}]}
           - {label: cbim, value: [{type: cbim, stages: all}]}
+      - values:                      # no key: each value sets several dotted keys
+          - {label: gated, overrides: {}}
+          - {label: ungated, overrides: {tasks.rain_rate.gate: null}}
 
 A baseline config is the pair's config (with protocol and pair overrides, the variant's axis
 values, then the baseline's own overrides) minus the other tasks, minus interaction modules
@@ -53,8 +58,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mtdense.config import load_config, plain, validate
 from mtdense.errors import ConfigError, check_keys
 
-GRID_KEYS = ("name", "seeds", "report_dir", "profile", "protocol", "prepare", "pairs", "axes")
-PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "delta_m", "skip")
+GRID_KEYS = ("name", "seeds", "report_dir", "reference", "profile", "protocol", "prepare", "pairs", "axes")
+PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "composites", "delta_m", "skip")
 PROFILE_DEFAULTS = {"threads": None, "latency_runs": 30, "warmup": 5}
 BASELINE_PREFIX = "baseline:"
 REFERENCE_KEYS = ("task", "tasks")  # option names by which a task refers to another task
@@ -78,11 +83,13 @@ class Pair:
     per_task: dict[str, str]
     per_metric: dict[str, list[str]]
     skip: str | None
+    #: composite baselines: {name, members: [baseline names], scored_as: variant label}
+    composites: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class Axis:
-    key: str
+    key: str | None  # None: every value is a mapping of dotted overrides (a variant = several keys)
     values: list[tuple[str, Any]]  # (label, value)
 
 
@@ -119,6 +126,8 @@ class Grid:
     prepare: list[dict]
     pairs: list[Pair]
     axes: list[Axis]
+    #: label of the plain multi-task variant the paired differences are taken against
+    reference: str | None = None
 
     def active_pairs(self) -> list[Pair]:
         return [p for p in self.pairs if not p.skip]
@@ -139,6 +148,31 @@ class Grid:
                     runs.append(Run(pair.name, t.variant, seed, t.kind, cfg, t.tasks, t.baselines, t.labels))
         return runs
 
+    def composite_runs(self, out: Path) -> list["CompositeRun"]:
+        """Every composite baseline (``mtdense.bench.composite``) of every active pair and seed."""
+        from mtdense.bench.composite import CompositeRun
+
+        runs = self.runs(out)
+        found = []
+        for pair in self.active_pairs():
+            for comp in pair.composites:
+                for seed in self.seeds:
+                    scored = next((r for r in runs if r.pair == pair.name and r.variant == comp["scored_as"]
+                                   and r.seed == seed), None)
+                    if scored is None:
+                        raise ConfigError(f"{self.path}: pairs.{pair.name}.composites.{comp['name']}.scored_as: "
+                                          f"{comp['scored_as']!r} is not a variant of this grid")
+                    members = {}
+                    for name in comp["members"]:
+                        variant = next((b for b in scored.baselines if b.split("@")[0] == f"{BASELINE_PREFIX}{name}"), None)
+                        if variant is None:
+                            raise ConfigError(f"{self.path}: pairs.{pair.name}.composites.{comp['name']}.members: "
+                                              f"{name!r} is not a baseline of this pair")
+                        members[variant] = out / "runs" / pair.name / _safe(variant) / f"seed{seed}"
+                    found.append(CompositeRun(pair.name, comp["name"], seed, copy.deepcopy(scored.config), members,
+                                              list(scored.tasks), list(scored.baselines)))
+        return found
+
     def _pair_runs(self, pair: Pair) -> list[Run]:
         where = f"{self.path}: pairs.{pair.name}"
         common = load_config(pair.config)
@@ -148,7 +182,7 @@ class Grid:
         for combo in itertools.product(*[axis.values for axis in self.axes]):
             cfg = copy.deepcopy(common)
             for axis, (label, value) in zip(self.axes, combo):
-                apply_overrides(cfg, {axis.key: value}, f"{self.path}: axes.{axis.key}.{label}")
+                apply_overrides(cfg, value if axis.key is None else {axis.key: value}, f"{self.path}: axes.{axis.key}.{label}")
             label = "+".join(lbl for lbl, _ in combo) or "default"
             labels = {axis.key: lbl for axis, (lbl, _) in zip(self.axes, combo)}
             variants.append((label, validate(cfg, where=f"{where} variant {label}"), labels))
@@ -308,8 +342,17 @@ def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
     data = raw.get("data", "synthetic")
     if data not in ("synthetic", "real"):
         raise ConfigError(f"{data!r} is not one of synthetic, real", key=f"{where}.data")
+    composites = []
+    for j, c in enumerate(_list(raw.get("composites"), f"{where}.composites")):
+        c = _mapping(c, f"{where}.composites.{j}")
+        check_keys(c, ("name", "members", "scored_as"), under=f"{where}.composites.{j}")
+        if not c.get("name") or not isinstance(c.get("members"), list) or len(c["members"]) < 2 or not c.get("scored_as"):
+            raise ConfigError("needs a name, members (>= 2 baseline names) and scored_as (the variant whose tasks "
+                              "score it)", key=f"{where}.composites.{j}")
+        composites.append({"name": str(c["name"]), "members": [str(m) for m in c["members"]],
+                           "scored_as": str(c["scored_as"])})
     return Pair(name, (base / str(raw["config"])).resolve(), data, _mapping(raw.get("overrides"), f"{where}.overrides"),
-                _list(raw.get("prepare"), f"{where}.prepare"), baselines, per_task, per_metric, skip or None)
+                _list(raw.get("prepare"), f"{where}.prepare"), baselines, per_task, per_metric, skip or None, composites)
 
 
 def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
@@ -336,27 +379,37 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
         a = _mapping(a, f"{src}: axes.{i}")
         check_keys(a, ("key", "values"), under=f"{src}: axes.{i}")
         values = _list(a.get("values"), f"{src}: axes.{i}.values")
-        if not a.get("key") or not values:
+        if not values:
             raise ConfigError(f"axes.{i}: needs a dotted key and a non-empty list of values", key=src)
         parsed = []
         for j, v in enumerate(values):
             v = _mapping(v, f"{src}: axes.{i}.values.{j}")
-            check_keys(v, ("label", "value"), under=f"{src}: axes.{i}.values.{j}")
+            check_keys(v, ("label", "value", "overrides"), under=f"{src}: axes.{i}.values.{j}")
             label = v.get("label")
             if not label or not isinstance(label, str) or label.startswith(BASELINE_PREFIX) or "+" in label or "/" in label:
                 raise ConfigError(f"{src}: axes.{i}.values.{j}.label: {label!r}; give a short label without '+', '/' "
                                   f"or the prefix {BASELINE_PREFIX!r}")
-            if "value" not in v:
-                raise ConfigError(f"axes.{i}.values.{j}: missing value (use value: null to set null)", key=src)
-            parsed.append((label, v["value"]))
+            if a.get("key"):
+                if "value" not in v:
+                    raise ConfigError(f"axes.{i}.values.{j}: missing value (use value: null to set null)", key=src)
+                parsed.append((label, v["value"]))
+            else:  # no key: each value is a set of dotted overrides
+                parsed.append((label, _mapping(v.get("overrides"), f"{src}: axes.{i}.values.{j}.overrides")))
         if len({lbl for lbl, _ in parsed}) != len(parsed):
             raise ConfigError(f"axes.{i}: labels must be distinct", key=src)
-        axes.append(Axis(str(a["key"]), parsed))
+        axes.append(Axis(str(a["key"]) if a.get("key") else None, parsed))
     pairs = [_load_pair(p, i, path.parent, src) for i, p in enumerate(_list(raw.get("pairs"), f"{src}: pairs"))]
     if not pairs:
         raise ConfigError("pairs: list at least one task pair", key=src)
     if len({p.name for p in pairs}) != len(pairs):
         raise ConfigError("pairs: names must be distinct", key=src)
+    labels = ["+".join(c) for c in itertools.product(*[[lbl for lbl, _ in a.values] for a in axes])] or ["default"]
+    labels += [c["name"] for p in pairs for c in p.composites]
+    reference = raw.get("reference", labels[0])
+    if reference not in labels:
+        raise ConfigError(f"{reference!r} is not a variant of this grid; variants: {', '.join(labels)}",
+                          key=f"{src}: reference")
     return Grid(str(raw["name"]), path, seed_list, Path(raw.get("report_dir", "benchmarks/results")), profile,
-                _mapping(raw.get("protocol"), f"{src}: protocol"), _list(raw.get("prepare"), f"{src}: prepare"), pairs, axes)
+                _mapping(raw.get("protocol"), f"{src}: protocol"), _list(raw.get("prepare"), f"{src}: prepare"), pairs, axes,
+                reference)
 

@@ -45,3 +45,42 @@ def write_plot(summary: dict[str, Any], path: Path, delta_label: str) -> Path | 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def write_curves(summary: dict[str, Any], path: Path) -> Path | None:
+    """Learning curves: per pair, the monitored validation value vs optimizer step, mean over the
+    finished seeds of every variant (thin lines: single seeds). None when no run logged a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pairs = [(n, p) for n, p in summary["pairs"].items()
+             if any(c for v in p["variants"].values() for c in v.get("curves", {}).values())]
+    if not pairs:
+        return None
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 4.5), squeeze=False)
+    for ax, (name, pair) in zip(axes[0], pairs):
+        for i, (vn, v) in enumerate(pair["variants"].items()):
+            monitor = v.get("monitor") or "val/loss"
+            curves = [c for c in v.get("curves", {}).values() if c]
+            if not curves:
+                continue
+            color = f"C{i % 10}"
+            for c in curves:
+                ax.plot([pt["step"] for pt in c], [pt.get(monitor, np.nan) for pt in c], color=color, alpha=0.2, lw=0.7)
+            length = min(len(c) for c in curves)
+            steps = [pt["step"] for pt in curves[0][:length]]
+            mean = np.nanmean([[pt.get(monitor, np.nan) for pt in c[:length]] for c in curves], axis=0)
+            ax.plot(steps, mean, color=color, lw=1.6, label=f"{vn} (n={len(curves)})")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(next(iter(pair["variants"].values())).get("monitor") or "val/loss")
+        ax.set_title(f"{name} ({pair['data']})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

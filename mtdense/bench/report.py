@@ -1,11 +1,14 @@
 """The bench report: per pair, every variant's metrics as mean ± std over seeds, Δm against
-the single-task baselines in both variants, and the cost columns; Markdown + JSON (+ PNG).
+the single-task baselines in both variants with 95 % CIs, paired differences against the
+grid's reference variant with Holm-corrected verdicts and the minimum detectable effect, the
+cost columns, and learning curves; Markdown + JSON (+ PNGs).
 
 Δm (Maninis et al. CVPR 2019; Vandenhende et al. TPAMI 2021) is computed by
-``mtdense.metrics.delta_m.delta_m`` for each seed of a multi-task variant against the mean
-over seeds of its baselines, then averaged: the table shows mean ± std (sample standard
-deviation, n − 1) over seeds. ``per_task`` uses the one metric per task declared in the grid,
-``per_metric`` the mean over all declared (task, metric) pairs; both headers say which.
+``mtdense.metrics.delta_m.delta_m`` for each seed of a multi-task variant against the
+baselines' run of the SAME seed (same data order, same initialisation of the common parts),
+or against the mean over the baseline seeds when that seed's baseline is missing.
+``per_task`` uses the one metric per task declared in the grid, ``per_metric`` the mean over
+all declared (task, metric) pairs; both headers say which. Statistics: ``mtdense.bench.statistics``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mtdense.bench.grid import Grid, Pair
+from mtdense.bench.statistics import compare_variants, mean_interval
 
 DELTA_VARIANTS = {"per_task": "Δm per-task", "per_metric": "Δm per-metric"}
 
@@ -49,7 +53,17 @@ def _delta_m_per_seed(record: dict, baseline: dict[str, dict[str, float]], selec
     return delta_m(mtl, baseline, selection, variant)
 
 
-def summarize_pair(pair: Pair, records: list[dict]) -> dict[str, Any]:
+def _baseline_metrics(recs: list[dict], tasks: list[str], seed: int | None) -> dict[str, dict[str, float]]:
+    """A baseline's metrics for ``seed`` (its run of that seed) or the mean over its seeds (seed None)."""
+    chosen = [r for r in recs if r["seed"] == seed] if seed is not None else recs
+    out: dict[str, dict[str, float]] = {}
+    for t in tasks:
+        names = {m for r in chosen for m in r["metrics"].get(t, {})}
+        out[t] = {m: stats([r["metrics"][t].get(m) for r in chosen])["mean"] for m in names}
+    return out
+
+
+def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None) -> dict[str, Any]:
     by_variant: dict[str, list[dict]] = {}
     for r in sorted(records, key=lambda r: (r["kind"] != "baseline", r["seed"])):
         by_variant.setdefault(r["variant"], []).append(r)
@@ -65,44 +79,64 @@ def summarize_pair(pair: Pair, records: list[dict]) -> dict[str, Any]:
             "params": stats([r["params"] for r in recs]), "flops_per_image": stats([r["flops_per_image"] for r in recs]),
             "latency_ms": stats([r["latency_ms"] for r in recs]),
             "throughput_img_s": stats([r["throughput_img_s"] for r in recs]),
+            "scored_split": sorted({r.get("scored_split", "val") for r in recs}),
+            "plateau": {"reached": sum(1 for r in recs if r.get("plateau")), "runs": len(recs)},
+            "curves": {r["seed"]: r.get("curve", []) for r in recs},
+            "monitor": recs[0].get("monitor"),
         }
     for name, v in variants.items():
-        if v["kind"] != "multitask":
+        if v["kind"] not in ("multitask", "composite"):
             continue
         missing = [b for b in v["baselines"] if b not in variants]
         v["delta_m"] = {}
         if missing:
             v["delta_m_missing"] = missing
             continue
-        baseline = {}
-        for b in v["baselines"]:
-            for t in variants[b]["tasks"]:
-                baseline[t] = {key.split("/", 1)[1]: s["mean"] for key, s in variants[b]["metrics"].items()
-                               if key.startswith(f"{t}/")}
+        v["delta_m_seeds"] = {}
         for dv in DELTA_VARIANTS:
             sel = _selection(pair, dv)
-            v["delta_m"][dv] = stats([_delta_m_per_seed(r, baseline, sel, dv) for r in by_variant[name]])
+            per_seed = {}
+            for r in by_variant[name]:
+                paired = all(any(b_r["seed"] == r["seed"] for b_r in by_variant[b]) for b in v["baselines"])
+                baseline = {}
+                for b in v["baselines"]:
+                    baseline.update(_baseline_metrics(by_variant[b], variants[b]["tasks"], r["seed"] if paired else None))
+                per_seed[r["seed"]] = _delta_m_per_seed(r, baseline, sel, dv)
+            finite = [x for x in per_seed.values() if x is not None and math.isfinite(x)]
+            v["delta_m"][dv] = {**stats(finite), **mean_interval(finite)}
+            v["delta_m_seeds"][dv] = per_seed
     first_baselines = next((v["baselines"] for v in variants.values() if v["kind"] == "multitask"), [])
     total = {k: sum(variants[b][k]["mean"] or 0.0 for b in first_baselines if b in variants)
              for k in ("params", "flops_per_image", "latency_ms")}
     config = Path(pair.config)
     shown = config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config
-    return {"config": str(shown), "data": pair.data, "protocol": records[0]["protocol"] if records else {},
+    multitask = {vn: v for vn, v in variants.items() if v["kind"] in ("multitask", "composite") and "delta_m_seeds" in v}
+    paired = {}
+    if reference in multitask:
+        for dv in DELTA_VARIANTS:
+            paired[dv] = compare_variants({vn: v["delta_m_seeds"][dv] for vn, v in multitask.items()}, reference)
+    protocol = next((r["protocol"] for r in records if r.get("protocol")), {})
+    return {"config": str(shown), "data": pair.data, "protocol": protocol,
+            "reference": reference, "paired": paired,
             "delta_m": {"per_task": pair.per_task, "per_metric": pair.per_metric},
             "variants": variants, "single_task_total": {"baselines": first_baselines, **total}}
 
 
 def summarize(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
-    keys = {run.key for run in grid.runs(Path("."))}
+    keys = {run.key for run in grid.runs(Path("."))} | {run.key for run in grid.composite_runs(Path("."))}
     current = [r for r in records.values() if r["key"] in keys]
     machines = []
     for r in current:
-        if r["machine"] not in machines:
+        if r["machine"] and r["machine"] not in machines:
             machines.append(r["machine"])
+    expected = len(keys)
     return {
         "name": grid.name, "grid": str(grid.path), "seeds": grid.seeds, "protocol_overrides": grid.protocol,
+        "finished_runs": len(current), "expected_runs": expected,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machines": machines,
-        "pairs": {p.name: summarize_pair(p, [r for r in current if r["pair"] == p.name]) for p in grid.active_pairs()},
+        "reference": grid.reference,
+        "pairs": {p.name: summarize_pair(p, [r for r in current if r["pair"] == p.name], grid.reference)
+                  for p in grid.active_pairs()},
         "skipped": {p.name: p.skip for p in grid.pairs if p.skip},
     }
 
@@ -119,7 +153,8 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     proto = p["protocol"]
     shape = "×".join(map(str, proto.get("input_shape", [])))
     lines = [f"## {name} ({p['data']} data)", "",
-             f"Config `{p['config']}`; {proto.get('train_images', '?')} train / {proto.get('val_images', '?')} val images "
+             f"Config `{p['config']}`; {proto.get('train_images', '?')} train / {proto.get('val_images', '?')} val / "
+             f"{proto.get('test_images', 0) or 'no'} test images "
              f"of {shape}; epochs: {proto.get('epochs', '?')}, batch: {proto.get('batch_size', '?')}, "
              f"optimizer steps: {proto.get('steps', '?')}.", ""]
     per_task = ", ".join(f"{t}/{m}" for t, m in p["delta_m"]["per_task"].items())
@@ -139,9 +174,9 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for vname, v in p["variants"].items():
         dm = v.get("delta_m") or {}
-        row = [vname, str(len(v["seeds"]))]
+        row = [vname, f"{len(v['seeds'])} ({', '.join(map(str, v['seeds']))})"]
         row += [_pm(v["metrics"].get(c), ".4f") for c in metric_cols]
-        row += [_pm(dm.get(dv), "+.2f") if v["kind"] == "multitask" else "(reference)" for dv in DELTA_VARIANTS]
+        row += [_pm(dm.get(dv), "+.2f") if v["kind"] != "baseline" else "(reference)" for dv in DELTA_VARIANTS]
         params = v["params"]["mean"]
         flops = v["flops_per_image"]["mean"]
         row += [f"{params:,.0f}" if params is not None else "–", f"{flops / 1e6:,.1f}" if flops is not None else "–",
@@ -157,21 +192,68 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     missing = {vn: v["delta_m_missing"] for vn, v in p["variants"].items() if v.get("delta_m_missing")}
     for vn, bl in missing.items():
         lines.append(f"\nΔm of {vn} needs the unfinished baseline(s) {', '.join(bl)}.")
-    return lines + [""]
+    return lines + [""] + _paired_markdown(p)
+
+
+def _ci(ci: Any, fmt: str = "+.2f") -> str:
+    return "–" if ci is None else f"[{format(ci[0], fmt)}, {format(ci[1], fmt)}]"
+
+
+def _paired_markdown(p: dict[str, Any]) -> list[str]:
+    """Δm vs single-task with its CI, paired differences vs the reference, Holm verdicts, MDE."""
+    lines = []
+    for dv, result in p.get("paired", {}).items():
+        label = DELTA_VARIANTS[dv]
+        lines += [f"### {label}: paired differences vs `{p['reference']}`", "",
+                  f"d = {label}(variant) − {label}(`{p['reference']}`) per seed, in percentage points (pp); "
+                  "positive = the variant is better. CIs are 95 % (t and percentile bootstrap); p is the paired "
+                  "t-test, Holm-adjusted across this table's variants; the Holm-level CI (level in brackets) "
+                  "decides the verdict.", "",
+                  f"| variant | seeds | {label} vs single-task [%] (95 % CI) | d [pp] | 95 % CI t | 95 % CI bootstrap "
+                  f"| p (Holm) | Holm-level CI | verdict | runs at plateau |", "|" + "---|" * 10]
+        ref = p["variants"][p["reference"]]
+        dm = ref["delta_m"][dv]
+        lines.append(f"| {p['reference']} (reference) | {dm['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} | – | – | – | – "
+                     f"| – | – | {ref['plateau']['reached']}/{ref['plateau']['runs']} |")
+        for vn, c in result["comparisons"].items():
+            v = p["variants"][vn]
+            dm = v["delta_m"][dv]
+            level = f" ({c['holm_level']:.4f})" if c["holm_level"] is not None else ""
+            p_holm = "–" if c["p_holm"] is None else f"{c['p_holm']:.3g}"
+            lines.append(f"| {vn} | {c['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} | {_fmt(c['mean'])} | {_ci(c['ci_t'])} "
+                         f"| {_ci(c['ci_bootstrap'])} | {p_holm} | {_ci(c['ci_holm'])}{level} | **{c['verdict']}** "
+                         f"| {v['plateau']['reached']}/{v['plateau']['runs']} |")
+        mde = result["mde"]
+        lines += ["", f"Minimum detectable effect (paired t-test, two-sided α = 0.05/{result['m']} (Holm's strictest step), "
+                      f"power 0.8, n = {result['n']} seeds, pooled sd of d = {_fmt(result['sd'], '.2f')} pp): "
+                      f"**± {_fmt(mde, '.2f')} pp**.", ""]
+    return lines
+
+
+def _fmt(x: float | None, fmt: str = "+.2f") -> str:
+    return "–" if x is None else format(x, fmt)
 
 
 def markdown(summary: dict[str, Any], plot_name: str | None) -> str:
-    lines = [f"# Benchmark `{summary['name']}`", "",
-             f"Produced by `mtdense bench {summary['grid']}` ({summary['generated']}).", "", "## Protocol", "",
+    lines = [f"# Benchmark `{summary['name']}`", ""]
+    if summary["finished_runs"] < summary["expected_runs"]:
+        lines += [f"> **PARTIAL RESULTS: {summary['finished_runs']} of {summary['expected_runs']} runs finished.** "
+                  "The seeds column gives each variant's finished seeds; verdicts and CIs use only those, and "
+                  "variants missing the reference's seeds are compared on the seeds both have. "
+                  "Rerun `mtdense bench --resume` to complete the grid.", ""]
+    lines += [f"Produced by `mtdense bench {summary['grid']}` ({summary['generated']}).", "", "## Protocol", "",
              f"- Seeds: {', '.join(map(str, summary['seeds']))}; shared overrides: "
              + (", ".join(f"`{k}={v}`" for k, v in summary["protocol_overrides"].items()) or "none")]
     for m in summary["machines"]:
         lines.append(f"- Machine: nproc {m['nproc']}, torch {m['torch']}, torch threads: {m['threads']}, "
                      f"Python {m['python']}, {m['processor']}")
     lines += [
-        "- Metrics: final validation epoch. Δm = mean over the selected metrics of ±(M_mtl − M_stl)/M_stl × 100 "
-        "(sign: positive = better than single-task), per seed against the mean of the baseline seeds; "
-        "mean ± sample std over seeds.",
+        "- Metrics: each run is evaluated on val after every epoch (learning curves in the _curves PNG); the "
+        "best-on-val checkpoint (`trainer.monitor`) is scored ONCE on the test split (runs without a test split: "
+        "final val, marked). Plateau: the last quarter of the evaluations improved the monitored value by "
+        "< 2 % over the best earlier one (mtdense.bench.scoring). Δm = mean over the selected metrics of "
+        "±(M_mtl − M_stl)/M_stl × 100 (positive = better than single-task), per seed against the baselines "
+        "of the same seed; mean ± sample std over seeds, 95 % CIs in the paired tables.",
         "- Cost: parameters; FLOPs of one batch-1 forward at the training resolution "
         "(torch.utils.flop_counter: conv/matmul, 1 multiply-add = 2 FLOPs); CPU latency = median of batch-1 "
         "forwards after warm-up; training throughput = images of one epoch / last epoch's wall time "
@@ -186,8 +268,8 @@ def markdown(summary: dict[str, Any], plot_name: str | None) -> str:
 
 
 def write_report(grid: Grid, records: dict[str, dict], report_dir: Path) -> dict[str, Path]:
-    """Write ``<report_dir>/<name>.md``, ``.json`` and ``.png``; returns their paths."""
-    from mtdense.bench.plot import write_plot
+    """Write ``<report_dir>/<name>.md``, ``.json``, ``.png`` and ``_curves.png``; returns their paths."""
+    from mtdense.bench.plot import write_curves, write_plot
 
     report_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(grid, records)
@@ -195,6 +277,9 @@ def write_report(grid: Grid, records: dict[str, dict], report_dir: Path) -> dict
     png = write_plot(summary, report_dir / f"{grid.name}.png", DELTA_VARIANTS["per_task"])
     if png is not None:
         paths["plot"] = png
+    curves = write_curves(summary, report_dir / f"{grid.name}_curves.png")
+    if curves is not None:
+        paths["curves"] = curves
     paths["json"].write_text(json.dumps(summary, indent=1, allow_nan=False) + "\n")
     paths["markdown"].write_text(markdown(summary, png.name if png else None))
     return paths

@@ -1,7 +1,8 @@
-"""Run a benchmark grid in-process and keep it resumable (``mtdense bench GRID.yaml``).
+"""Run a benchmark grid and keep it resumable (``mtdense bench GRID.yaml``).
 
 Every (pair, variant, seed) and every single-task baseline is trained with ``Trainer`` into
-``<out>/runs/<pair>/<variant>/seed<k>``, evaluated on ``val``, profiled (parameters, FLOPs,
+``<out>/runs/<pair>/<variant>/seed<k>``, evaluated on ``val`` during training, its best-on-val
+checkpoint scored once on ``test`` (``mtdense.bench.scoring``), profiled (parameters, FLOPs,
 CPU latency) and appended to ``<out>/results.jsonl`` with its key and a fingerprint of its
 config. A restarted bench (``--resume``) skips finished keys, refuses results whose
 fingerprint no longer matches the grid, and continues an interrupted run from its own last
@@ -21,10 +22,13 @@ from typing import Any, Callable
 
 import torch
 
+from mtdense.bench.composite import evaluate_composite
+from mtdense.bench.executor import execute_runs
 from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
 from mtdense.bench.prepare import run_prepare
 from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
 from mtdense.bench.results import ResultsFile
+from mtdense.bench.scoring import learning_curve, plateaued, score_selected, split_metrics
 from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.engine.trainer import Trainer
 from mtdense.errors import ConfigError
@@ -34,16 +38,6 @@ def machine_info() -> dict[str, Any]:
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"nproc": nproc, "threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "processor": platform.processor() or platform.machine()}
-
-
-def task_metrics(val: dict[str, float], tasks: list[str]) -> dict[str, dict[str, float]]:
-    """``{"val/depth/rmse": x}`` -> ``{"depth": {"rmse": x}}`` for the run's tasks."""
-    out: dict[str, dict[str, float]] = {t: {} for t in tasks}
-    for key, value in val.items():
-        parts = key.split("/")
-        if len(parts) == 3 and parts[0] == "val" and parts[1] in out:
-            out[parts[1]][parts[2]] = value
-    return out
 
 
 def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +58,16 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
     epoch_seconds = val.get("train/epoch_seconds")
     shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
     model = trainer.model
+    curve = learning_curve(run_dir)
+    monitor = cfg.trainer.monitor or "val/loss"
+    selected = score_selected(trainer, run.tasks)  # loads the best-on-val weights: profile after this
+    val_metrics = split_metrics(val, run.tasks, "val")
     return {
         "key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": run.kind,
         "tasks": run.tasks, "baselines": run.baselines, "labels": run.labels,
-        "metrics": task_metrics(val, run.tasks), "val_loss": val.get("val/loss"),
+        "metrics": selected["test_metrics"] or val_metrics, "val_metrics": val_metrics, **selected,
+        "val_loss": val.get("val/loss"), "curve": curve, "monitor": monitor,
+        "plateau": plateaued(curve, monitor, str(cfg.trainer.monitor_mode)),
         "params": count_parameters(model),
         "flops_per_image": flops_per_image(model, shape),
         "latency_ms": cpu_latency_ms(model, shape, int(profile["latency_runs"]), int(profile["warmup"])),
@@ -75,6 +75,7 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "resumed_from_step": resumed_from,
         "protocol": {"input_shape": list(shape), "train_images": len(trainer.exp.dataset("train")),
                      "val_images": len(trainer.exp.dataset("val")), "epochs": int(cfg.trainer.max_epochs),
+                     "test_images": len(trainer.exp.dataset("test")) if selected["scored_split"] == "test" else 0,
                      "batch_size": int(cfg.data.batch_size), "steps": trainer.global_step},
         "machine": machine_info(), "run_dir": str(run_dir),
     }
@@ -82,8 +83,14 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
 
 def run_bench(grid: Grid, out: str | Path, resume: bool = False,
               on_record: Callable[[dict[str, Any]], None] | None = None,
-              log: Callable[[str], None] = print) -> ResultsFile:
-    """Run every unfinished run of ``grid`` into ``out``; ``on_record`` sees each new record."""
+              log: Callable[[str], None] = print, scheduler: str | None = None, workers: int | None = None,
+              processes: bool = True) -> ResultsFile:
+    """Run every unfinished run of ``grid`` into ``out``; ``on_record`` sees each new record.
+
+    ``scheduler``/``workers``/``processes`` choose where runs execute (``mtdense.bench.executor``:
+    a Dask LocalCluster by default, an existing cluster's address, or ``"inline"``); the store
+    is written here, by this process only.
+    """
     out = Path(out)
     store = ResultsFile(out / "results.jsonl")
     done = store.read()
@@ -98,42 +105,70 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
     runs = grid.runs(out)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(grid.path, out / "grid.yaml")
+    todo, fingerprints = [], {}
+    for run in runs:
+        fp = fingerprints[run.key] = fingerprint(run.config)  # before training: building a run adds keys to its config
+        if run.key not in done:
+            todo.append(run)
+        elif done[run.key].get("fingerprint") != fp:
+            raise ConfigError(
+                f"{store.path}: run {run.key} was recorded with another config (fingerprint "
+                f"{done[run.key].get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
+                "use a new --out, or delete that line (and its run folder) to rerun it"
+            )
+    log(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to run")
+    position = {run.key: i for i, run in enumerate(runs, start=1)}
+
+    def finished(run: Run, record: dict[str, Any]) -> None:
+        record = {**record, "fingerprint": fingerprints[run.key]}
+        store.append(record)
+        done[run.key] = record
+        pair = next(p for p in grid.pairs if p.name == run.pair)
+        shown = ", ".join(f"{t}/{m}={record['metrics'][t].get(m)}" for t, m in pair.per_task.items() if t in run.tasks)
+        log(f"[{position[run.key]}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s "
+            f"({record['train_cpu_seconds']:.1f} s CPU), {record['params']} params, "
+            f"{record['latency_ms']:.2f} ms/image; {shown}")
+        if on_record is not None:
+            on_record(record)
+
     threads_before = torch.get_num_threads()
-    if grid.profile["threads"]:
-        torch.set_num_threads(int(grid.profile["threads"]))
     try:
-        for i, run in enumerate(runs, start=1):
-            fp = fingerprint(run.config)
-            if run.key in done:
-                if done[run.key].get("fingerprint") != fp:
-                    raise ConfigError(
-                        f"{store.path}: run {run.key} was recorded with another config (fingerprint "
-                        f"{done[run.key].get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
-                        "use a new --out, or delete that line (and its run folder) to rerun it"
-                    )
-                continue
-            log(f"[{i}/{len(runs)}] {run.key}")
-            record = {**execute(run, grid.profile), "fingerprint": fp}
-            store.append(record)
-            done[run.key] = record
-            pair = next(p for p in grid.pairs if p.name == run.pair)
-            shown = ", ".join(f"{t}/{m}={record['metrics'][t].get(m)}" for t, m in pair.per_task.items() if t in run.tasks)
-            log(f"[{i}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s ({record['train_cpu_seconds']:.1f} s CPU), "
-                f"{record['params']} params, {record['latency_ms']:.2f} ms/image; {shown}")
-            if on_record is not None:
-                on_record(record)
+        execute_runs(todo, grid.profile, finished, log, scheduler, workers, processes)
     finally:
         torch.set_num_threads(threads_before)
+        run_composites(grid, out, store, log)
     return store
 
 
+def run_composites(grid: Grid, out: Path, store: ResultsFile, log: Callable[[str], None]) -> None:
+    """Score every composite baseline whose member runs of that seed have finished (in this process)."""
+    done = store.read()
+    for comp in grid.composite_runs(out):
+        members_done = all(f"{comp.pair}/{m}/seed{comp.seed}" in done for m in comp.members)
+        if comp.key in done or not members_done:
+            continue
+        record = evaluate_composite(comp)
+        store.append({**record, "fingerprint": fingerprint(comp.config)})
+        log(f"{comp.key}: composite of {', '.join(comp.members)} scored on {record['scored_split']}")
+
+
 def bench(grid_path: str | Path, out: str | Path | None = None, seeds: int | None = None, resume: bool = False,
-          report_dir: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """``mtdense bench``: run the grid, then write its report; returns the written paths."""
+          report_dir: str | Path | None = None, log: Callable[[str], None] = print, scheduler: str | None = None,
+          workers: int | None = None, report_only: bool = False) -> dict[str, Path]:
+    """``mtdense bench``: run the grid, then write its report; returns the written paths.
+
+    ``report_only``: write the report from the runs finished so far (marked PARTIAL if any are
+    missing) without running anything, e.g. while the bench is still running elsewhere.
+    """
     from mtdense.bench.report import write_report
 
     grid = load_grid(grid_path, seeds)
     out = Path(out) if out is not None else Path("runs") / "bench" / grid.name
-    store = run_bench(grid, out, resume=resume, log=log)
+    if report_only:
+        store = ResultsFile(out / "results.jsonl")
+        if not store.path.is_file():
+            raise ConfigError(f"{store.path}: no results yet; run the bench first")
+    else:
+        store = run_bench(grid, out, resume=resume, log=log, scheduler=scheduler, workers=workers)
     paths = write_report(grid, store.read(), Path(report_dir) if report_dir is not None else grid.report_dir)
     return {"results": store.path, **paths}

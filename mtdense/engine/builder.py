@@ -55,15 +55,21 @@ def build_tasks(cfg: DictConfig) -> nn.ModuleDict:
     return nn.ModuleDict({name: TASKS.build(plain(t), f"tasks.{name}", name=name) for name, t in cfg.tasks.items()})
 
 
-def build_couplings(cfg: DictConfig, tasks: nn.ModuleDict) -> nn.ModuleDict:
-    out = nn.ModuleDict()
+def build_couplings(cfg: DictConfig, tasks: nn.ModuleDict) -> tuple[nn.ModuleDict, dict[str, float]]:
+    """The couplings by name and their configured ``weight`` (default 1). Couplings are not tasks:
+    the trainer adds ``weight · coupling`` to the update outside the balancer."""
+    out, weights = nn.ModuleDict(), {}
     for i, c in enumerate(cfg.couplings or []):
         c = plain(c)
         name = c.pop("name", None) or c.get("type")
         if name in out or name in tasks:
             raise ConfigError(f"{name!r} is already used; give each coupling a distinct name", key=f"couplings.{i}.name")
+        weight = c.pop("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ConfigError(f"{weight!r} must be a number >= 0", key=f"couplings.{i}.weight")
         out[name] = COUPLINGS.build(c, f"couplings.{i}", tasks=tasks)
-    return out
+        weights[name] = float(weight)
+    return out, weights
 
 
 def build_model(cfg: DictConfig, tasks: nn.ModuleDict, in_channels: int) -> MultiTaskModel:
@@ -101,6 +107,7 @@ class Experiment:
     channel_names: list[str]
     datasets: dict[str, Any] = field(default_factory=dict)
     normalization: dict[str, list[float]] | None = None
+    coupling_weights: dict[str, float] = field(default_factory=dict)
 
     def spec(self) -> dict[str, Any]:
         """What a checkpoint needs to turn a raw array into predictions without the data: input
@@ -133,10 +140,10 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
             cfg.model.in_channels = in_ch
     tasks = build_tasks(cfg)
     model = build_model(cfg, tasks, in_ch)
-    couplings = build_couplings(cfg, tasks)
+    couplings, coupling_weights = build_couplings(cfg, tasks)
     target_keys = getattr(datasets.get("train"), "target_keys", None)
     check_monitor(cfg, bind_tasks(tasks, target_keys), list(couplings))
-    return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization)
+    return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization, coupling_weights)
 
 
 def check_experiment(cfg: DictConfig) -> str | None:

@@ -37,9 +37,11 @@ from mtdense.engine.run_lock import RunLock
 from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
+from mtdense.balancing.base import build_balancer
+from mtdense.balancing.gradients import parameter_names, parameters_named, shared_parameters
 from mtdense.engine.stop_signals import StopOnSignal
 from mtdense.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError
-from mtdense.registry import BALANCERS, BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
+from mtdense.registry import BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
 
 class Trainer:
@@ -62,15 +64,16 @@ class Trainer:
         self.model = self.runtime.prepare_model(self.exp.model)
         self.tasks = self.exp.tasks.to(self.device)
         self.couplings = self.exp.couplings.to(self.device)
-        objectives = list(self.tasks) + list(self.couplings)
-        self.balancer = BALANCERS.build(plain(cfg.balancer), "balancer", tasks=objectives).to(self.device)
+        # couplings are not tasks: the balancer weights task losses only (mtdense.balancing.base)
+        self.balancer = build_balancer(plain(cfg.balancer), list(self.tasks), run_seed=int(cfg.seed)).to(self.device)
         if self.runtime.grad_scaler is not None and not self.balancer.supports_grad_scaler:
             raise ConfigError(f"fp16 needs loss scaling, which balancer {cfg.balancer.type!r} (a gradient method) does "
                               "not support; use trainer.precision=bf16 or fp32", key="trainer.precision")
         self.balancer.grad_scaler = self.runtime.grad_scaler
         self._pending_finite: list[tuple] = []  # (step, loss names, device values + input finiteness, sample ids)
         self._labelled = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)  # first epoch
-        self.shared_params = self.model.shared_parameters()
+        #: parameters two or more task losses reach, from the first batch's autograd graph (saved with the run)
+        self.shared_params: list[nn.Parameter] | None = None
         self.teachers = nn.ModuleDict({
             name: TEACHERS.build(plain(tc), f"teachers.{name}", student=self.model, tasks=self.tasks)
             for name, tc in (cfg.get("teachers") or {}).items()}).to(self.device)
@@ -155,6 +158,12 @@ class Trainer:
             losses[name] = coupling(outputs, batch)
         return losses
 
+    def _weighted_couplings(self, losses: dict[str, torch.Tensor], n: int) -> torch.Tensor | None:
+        """sum_c weight_c · L_c / n: added to the update outside the balancer (None without couplings)."""
+        if not len(self.couplings):
+            return None
+        return sum(self.exp.coupling_weights[c] * losses[c] / n for c in self.couplings)
+
     def _record_finite(self, losses: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
         """Remember this micro-batch's losses (on the device) for ``check_finite``; no host sync."""
         values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
@@ -210,6 +219,7 @@ class Trainer:
         self.net.train()
         n = len(micro_batches)
         logged: dict[str, Any] = {}
+        prepared = []
         for i, batch in enumerate(micro_batches):
             batch = self._prepare_batch(batch, i)
             # DDP reduces gradients during the last micro-batch's backward, unless the balancer
@@ -218,10 +228,15 @@ class Trainer:
             ctx = self.net.no_sync() if (self.distributed and local) else contextlib.nullcontext()
             with ctx:  # forward and backward both inside no_sync
                 losses = self._losses(batch)
-                self.balancer.backward({k: v / n for k, v in losses.items()}, self.shared_params)
+                task_losses = {k: losses[k] / n for k in self.tasks}
+                if self.shared_params is None:
+                    self.shared_params = shared_parameters(self.model, task_losses)
+                self.balancer.backward(task_losses, self.shared_params, self._weighted_couplings(losses, n))
             self._record_finite(losses, batch)
             if self.epoch == 0:  # valid label pixels per task, checked once after the first epoch
                 self._labelled += torch.stack([batch["valid"][t.target].sum() for t in self.tasks.values()])
+            if self.balancer.needs_post_step_losses:
+                prepared.append(batch)
             for k, v in losses.items():
                 logged[f"loss/{k}"] = logged.get(f"loss/{k}", 0.0) + v.detach().float() / n
         self.balancer.finalize(self.shared_params)
@@ -241,6 +256,11 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
+        if prepared:  # FAMO: the same micro-batches' task losses after the step (one no-grad forward each)
+            with torch.no_grad():
+                outputs = [self.runtime.forward(self.net, batch["image"]) for batch in prepared]
+                self.balancer.after_optimizer_step({name: sum(task.compute_loss(o[name], b) for o, b in zip(outputs, prepared)) / n
+                                                    for name, task in self.tasks.items()})
         for hook in self.step_hooks:
             hook.after_optimizer_step(self)
         logged["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -251,6 +271,7 @@ class Trainer:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "balancer": self.balancer.state_dict(), "global_step": self.global_step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": rng_state(),
+                "shared_params": None if self.shared_params is None else parameter_names(self.model, self.shared_params),
                 "teachers": {name: t.state_dict() for name, t in self.teachers.items()},
                 "hooks": [h.state_dict() for h in self.hooks],
                 "grad_scaler": self.runtime.grad_scaler.state_dict() if self.runtime.grad_scaler else None}
@@ -301,6 +322,8 @@ class Trainer:
         self._apply_configured_lr()
         self.balancer.load_state_dict(s["balancer"])
         self.global_step, self.epoch, self.batch_in_epoch, self.best = s["global_step"], s["epoch"], s["batch_in_epoch"], s["best"]
+        if s.get("shared_params") is not None:
+            self.shared_params = parameters_named(self.model, s["shared_params"])
         for name, teacher in self.teachers.items():
             teacher.load_state_dict(s.get("teachers", {}).get(name, {}))
         for hook, state in zip(self.hooks, s.get("hooks", [{}] * len(self.hooks))):

@@ -14,6 +14,11 @@ Config (``model:`` section)::
 
 A branch may carry several tasks (hard parameter sharing); interactions see one entry per
 branch, keyed by branch name (which is the task name when branches are not given).
+
+Every part is initialised from its own stream, seeded by (``seed``, its config path), so a
+variant that adds an interaction module keeps the other parts' initial weights
+(``mtdense.models.seeded_init``). ``seed`` defaults to ``torch.initial_seed()`` (the run seed
+once the trainer has called ``seed_everything``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from mtdense.models.seeded_init import seeded
 from mtdense.registry import BACKBONES, DECODERS, HEADS, INTERACTIONS
 from mtdense.errors import ConfigError, check_keys
 
@@ -35,21 +41,25 @@ class MultiTaskModel(nn.Module):
     ``forward(image)`` returns ``{task: raw output B×C_t×H×W}`` at the input resolution (raw =
     before the task's activation; ``Task.predict`` turns it into class ids or values). Built from
     the ``model:`` section (see the module docstring), the tasks' output channels and the number
-    of input channels; ``shared_parameters()`` lists the parameters used by more than one task.
+    of input channels. Which parameters are shared is read from the autograd graph
+    (``mtdense.balancing.gradients.shared_parameters``), not from the module structure.
     """
 
-    def __init__(self, cfg: Mapping[str, Any], task_channels: Mapping[str, int], in_channels: int):
+    def __init__(self, cfg: Mapping[str, Any], task_channels: Mapping[str, int], in_channels: int,
+                 seed: int | None = None):
         super().__init__()
+        seed = torch.initial_seed() if seed is None else int(seed)
         cfg = dict(cfg)
         try:
-            self._build(cfg, task_channels, in_channels)
+            self._build(cfg, task_channels, in_channels, seed)
         except ConfigError as exc:  # keys relative to ``model:``; nested builds are already absolute
-            raise exc if exc.key and exc.key.startswith("model.") else exc.under("model") from None
+            raise exc.under("model") from None
 
-    def _build(self, cfg: dict[str, Any], task_channels: Mapping[str, int], in_channels: int) -> None:
+    def _build(self, cfg: dict[str, Any], task_channels: Mapping[str, int], in_channels: int, seed: int) -> None:
         check_keys(cfg, MODEL_KEYS)
         self.task_names = list(task_channels)
-        self.backbone = BACKBONES.build(cfg.get("backbone", {"type": "timm"}), "model.backbone", in_channels=in_channels)
+        with seeded(seed, "model.backbone"):
+            self.backbone = BACKBONES.build(cfg.get("backbone", {"type": "timm"}), "model.backbone", in_channels=in_channels)
         enc = dict(encoder_channels=self.backbone.channels, encoder_reductions=self.backbone.reductions)
 
         branches = cfg.get("branches") or {t: {"tasks": [t]} for t in self.task_names}
@@ -67,7 +77,8 @@ class MultiTaskModel(nn.Module):
             own = bool(bcfg.get("decoder"))
             dcfg = bcfg.get("decoder") if own else cfg.get("decoder") or {"type": "unet"}
             where = f"model.branches.{bname}.decoder" if own else "model.decoder"
-            self.decoders[bname] = DECODERS.build(dcfg, where, **enc)
+            with seeded(seed, f"model.branches.{bname}.decoder"):
+                self.decoders[bname] = DECODERS.build(dcfg, where, **enc)
         missing = [t for t in self.task_names if t not in self.branch_of]
         if missing:
             raise ConfigError(f"task(s) {', '.join(missing)} belong to no branch", key="branches")
@@ -85,7 +96,8 @@ class MultiTaskModel(nn.Module):
             stage_list = self._resolve_stages(stage_list, where)
             for s in stage_list:
                 channels = {b: d.stage_channels[s] for b, d in self.decoders.items()}
-                self.interactions[s].append(INTERACTIONS.build(icfg, where, channels=channels))
+                with seeded(seed, f"{where}.stage{s}"):
+                    self.interactions[s].append(INTERACTIONS.build(icfg, where, channels=channels))
 
         self.heads = nn.ModuleDict()
         head_cfgs = cfg.get("heads") or {}
@@ -96,7 +108,8 @@ class MultiTaskModel(nn.Module):
             hcfg = head_cfgs.get(t) or cfg.get("head") or {"type": "conv"}
             width = self.decoders[self.branch_of[t]].stage_channels[-1]
             where = f"model.heads.{t}" if head_cfgs.get(t) else "model.head"
-            self.heads[t] = HEADS.build(hcfg, where, in_channels=width, out_channels=out_ch)
+            with seeded(seed, f"model.heads.{t}"):
+                self.heads[t] = HEADS.build(hcfg, where, in_channels=width, out_channels=out_ch)
 
     def _resolve_stages(self, stages: Any, where: str) -> list[int]:
         if stages == "all":
@@ -123,11 +136,3 @@ class MultiTaskModel(nn.Module):
                 feats = module(feats)
         size = image.shape[-2:]
         return {t: self.heads[t](feats[self.branch_of[t]], size) for t in self.task_names}
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """Parameters that feed more than one task: encoder, interactions, multi-task branches."""
-        params = list(self.backbone.parameters()) + list(self.interactions.parameters())
-        for b, dec in self.decoders.items():
-            if sum(1 for t in self.task_names if self.branch_of[t] == b) > 1:
-                params += list(dec.parameters())
-        return [p for p in params if p.requires_grad]

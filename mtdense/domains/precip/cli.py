@@ -24,7 +24,8 @@ def _prepare(args: argparse.Namespace) -> int:
     summary = prepare_precip(args.ahi, args.imerg, args.out, tile_size=args.tile, stride=args.stride,
                              regrid=args.regrid, min_valid_fraction=args.min_valid,
                              bands=[int(b) for b in args.bands.split(",")],
-                             extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed)
+                             extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed,
+                             split_by=args.split, block_hours=args.block_hours)
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}, default=str))
     return 0
 
@@ -60,6 +61,10 @@ def add_commands(commands, data) -> None:
     d.add_argument("--bands", default="8,9,10,11,12,13,14,15,16", help="AHI bands, comma-separated")
     d.add_argument("--extra", default="", help="extra NetCDF variables as channels, comma-separated (e.g. decoy_01)")
     d.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
+    d.add_argument("--split", choices=["blocked", "random"], default="blocked",
+                   help="blocked: whole blocks of consecutive hours per split (default); random: per half hour")
+    d.add_argument("--block-hours", type=float, default=None,
+                   help="block length for --split blocked (default: longest of 24/12/6/3/1 h giving >= 10 blocks)")
     d.set_defaults(run=_prepare)
 
     sp = commands.add_parser("demo", help="the flagship demo: synthetic Himawari/IMERG → MTCF → report.md",

@@ -106,7 +106,7 @@ def run_precip_demo(out: str | Path = "demo_output/precip", scenes: int = 96, si
         "## Protocol",
         f"- {scenes} synthetic scenes of {size}×{size} label pixels (0.1°), AHI on 0.05°, regridded to the label grid "
         f"by area mean; {tile}×{tile} tiles: {summary['tiles']['train']} train / {summary['tiles']['val']} val / "
-        f"{summary['tiles']['test']} test (split by scene time).",
+        f"{summary['tiles']['test']} test (whole blocks of consecutive hours per split).",
         f"- Inputs: {', '.join(summary['channel_names'])} (decoy_01 carries no information by construction).",
         f"- Model: `configs/precip/mtcf.yaml` — shared U-Net encoder, rain/no-rain branch (0.1 mm/h) and rain-rate "
         f"branch, CBIM after every decoder stage, consistency constraint; {epochs} epochs, seed {seed}; "

@@ -16,8 +16,10 @@ Regridding (``precip_regrid``): ``"ahi_to_label"`` block-means AHI onto the 0.1 
 output grid, step ``stride``) are kept when at least ``min_valid_fraction`` of their pixels have a
 finite label and finite values in every channel; other pixels get label NaN (invalid).
 
-Splits are drawn per IMERG granule (scans sharing a label never straddle splits; neighbouring
-and overlapping tiles of one scene stay together), seeded. Normalisation statistics (per channel
+Splits are assigned (default) to whole blocks of ``block_hours`` consecutive hours of IMERG granules by
+default (``split_by="blocked"``, ``splits.blocked_splits``), or per granule at random
+(``split_by="random"``); either way scans sharing a label never straddle splits and the tiles of
+one scene stay together. Seeded. Normalisation statistics (per channel
 mean/std over valid pixels) use the TRAIN split only, accumulated in float64 as shifted sums
 and sums of squares while streaming; remaining NaN image pixels are then set to the train mean.
 
@@ -44,6 +46,7 @@ from mtdense.domains.precip.ptree import band_channel_name, iter_ptree_channels
 from mtdense.atomic_write import atomic_path
 from mtdense.config import SPLITS
 from mtdense.errors import ConfigError, DataError
+from mtdense.domains.precip.splits import blocked_splits
 
 REGRID_MODES = ("ahi_to_label", "label_to_ahi")
 _PTREE_NAME = re.compile(r"NC_H\d\d_(\d{8})_(\d{4})_")
@@ -218,7 +221,7 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
                    regrid: str = "ahi_to_label", min_valid_fraction: float = 0.5,
                    bands: Sequence[int] = tuple(range(8, 17)), extra_channels: Sequence[str] = (),
                    val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-                   label_variable: str | None = None) -> dict:
+                   label_variable: str | None = None, split_by: str = "blocked", block_hours: float | None = None) -> dict:
     """Write the HDF5 tile store ``out_path`` from P-Tree scans and IMERG granules; returns a summary."""
     import h5py
 
@@ -233,7 +236,13 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
     if not scenes:
         raise ConfigError(f"prepare: none of the {len(ahi_files)} AHI scans falls in a half hour of the "
                           f"{len(imerg_files)} IMERG granules; check dates and folders")
-    split_of = assign_splits([s.granule_start for s in scenes], val_fraction, test_fraction, seed)
+    if split_by not in ("blocked", "random"):
+        raise ConfigError(f"prepare: split_by {split_by!r} is not one of blocked, random")
+    granules = [s.granule_start for s in scenes]
+    if split_by == "blocked":
+        split_of, block_hours = blocked_splits(granules, val_fraction, test_fraction, seed, block_hours)
+    else:
+        split_of, block_hours = assign_splits(granules, val_fraction, test_fraction, seed), None
     channel_names = [band_channel_name(b) for b in bands] + extra_channels
     n_ch, t = len(channel_names), tile_size
     stats, nan_tiles, all_missing, synthetic = _TrainStats(n_ch), [], [], False
@@ -294,7 +303,8 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
         f.create_dataset("scenes/n_tiles", data=np.asarray(scene_tiles, np.int32))
         parameters = dict(tile_size=tile_size, stride=stride, regrid=regrid, min_valid_fraction=min_valid_fraction,
                           bands=bands, extra_channels=extra_channels, val_fraction=val_fraction,
-                          test_fraction=test_fraction, seed=seed, label_variable=label_variable)
+                          test_fraction=test_fraction, seed=seed, label_variable=label_variable, split_by=split_by,
+                          block_hours=block_hours)
         f.attrs.update(channel_names=channel_names, tile_size=tile_size, regrid=regrid, synthetic=synthetic,
                        mtdense_version=__version__, created_utc=dt.datetime.now(dt.timezone.utc).isoformat(),
                        parameters=json.dumps(parameters), pairing_rule=PAIRING_RULE,

@@ -17,8 +17,10 @@ For 2 branches this is exactly F_c' = F_c + a_{c<-e} ⊙ m_{c<-e} (and symmetric
 T > 2 branches each branch receives the *mean* (not the sum) of the gated messages of the
 T-1 others, so the update keeps its scale when tasks are added; parameters grow as T(T-1).
 With 1 branch the module is an exact no-op without parameters. Widths may differ: the
-message convolution maps C_j to C_i. Initialisation is PyTorch's default (the paper's is
-unknown), so the module does *not* start as the identity.
+message convolution maps C_j to C_i. With ``identity_init`` (default) the update is scaled by a
+per-channel γ_i initialised to 0 (``common.ResidualScale``), F_i' = F_i + γ_i ⊙ mean_j(...), so
+the module starts as the exact identity; gates and messages use PyTorch's default
+initialisation (the paper's is unknown). ``identity_init=False``: no γ (the form above).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 
 from mtdense.registry import INTERACTIONS
 
-from .common import check_channels, check_choice, check_feats, check_positive_int, norm_layer, pair_modules
+from .common import ResidualScale, check_channels, check_choice, check_feats, check_positive_int, norm_layer, pair_modules
 
 NAME = "cbim"
 
@@ -60,14 +62,17 @@ class CrossBranchInteraction(nn.Module):
 
     Options: ``kernel_size`` (3 or 7) of the gate convolution(s); ``hidden`` (None: the gate
     is one conv layer; an int: two layers with this width); ``norm`` ("batch", "group" or
-    "none") after the message 1×1 conv and inside a two-layer gate.
+    "none") after the message 1×1 conv and inside a two-layer gate; ``identity_init`` (start as
+    the identity through a zero-initialised output scale).
     """
 
-    def __init__(self, channels: dict[str, int], kernel_size: int = 3, hidden: int | None = None, norm: str = "batch"):
+    def __init__(self, channels: dict[str, int], kernel_size: int = 3, hidden: int | None = None, norm: str = "batch",
+                 identity_init: bool = True):
         super().__init__()
         self.channels = check_channels(channels, NAME)
         check_choice(kernel_size, (3, 7), "kernel_size", NAME)
         check_choice(norm, ("batch", "group", "none"), "norm", NAME)
+        check_choice(identity_init, (False, True), "identity_init", NAME)
         if hidden is not None:
             check_positive_int(hidden, "hidden", NAME)
         tasks = list(self.channels)
@@ -76,6 +81,7 @@ class CrossBranchInteraction(nn.Module):
         c = self.channels
         self.gates = pair_modules(tasks, lambda i, j: _gate(c[i] + c[j], kernel_size, hidden, norm))
         self.messages = pair_modules(tasks, lambda i, j: _message(c[j], c[i], norm))
+        self.scale = ResidualScale(c, identity_init)
 
     def forward(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         check_feats(feats, self.channels, NAME)
@@ -88,5 +94,5 @@ class CrossBranchInteraction(nn.Module):
             for j in sources:
                 gate = torch.sigmoid(self.gates[i][j](torch.cat([f_i, feats[j].to(f_i.dtype)], dim=1)))
                 update = update + gate * self.messages[i][j](feats[j])
-            out[i] = f_i + (update / len(sources)).to(f_i.dtype)
+            out[i] = f_i + self.scale(i, update / len(sources)).to(f_i.dtype)
         return out

@@ -10,6 +10,10 @@ the error messages and conventions are identical across modules:
   with no parameters (hard parameter sharing, one branch for all tasks).
 - Residual updates are added in the dtype of the input feature, so outputs keep the input
   dtype under autocast.
+- Residual modules take ``identity_init`` (default True): the update is multiplied by a
+  per-channel learnable scale initialised to 0 (``ResidualScale``; ReZero, Bachlechner et al.
+  2021; DANet's γ), so "+module" starts as exactly the model without it and only departs from
+  it as the scale learns. ``identity_init=False`` gives the unscaled update of the source paper.
 """
 
 from __future__ import annotations
@@ -93,3 +97,19 @@ def pair_modules(tasks: list[str], make) -> nn.ModuleDict:
     return nn.ModuleDict(
         {t: nn.ModuleDict({s: make(t, s) for s in tasks if s != t}) for t in tasks}
     )
+
+
+class ResidualScale(nn.Module):
+    """Per-channel scale γ_t (1×C_t×1×1) of each branch's residual update, initialised to 0.
+
+    ``ResidualScale(channels, enabled=False)`` has no parameters and returns updates unchanged.
+    """
+
+    def __init__(self, channels: Mapping[str, int], enabled: bool = True):
+        super().__init__()
+        self.enabled = bool(enabled)
+        if self.enabled:
+            self.gammas = nn.ParameterDict({t: nn.Parameter(torch.zeros(1, c, 1, 1)) for t, c in channels.items()})
+
+    def forward(self, task: str, update: torch.Tensor) -> torch.Tensor:
+        return self.gammas[task].to(update.dtype) * update if self.enabled else update

@@ -17,8 +17,10 @@ a decoder stage):
   of replacing F_t (the branch keeps its own decoder path); with "concat" the masked ΣC
   channels are first mapped to C_t by a 1×1 conv.
 Works for any T >= 2 (every mask sees all branches). With 1 branch there is nothing shared
-across tasks and the module is an exact no-op without parameters. It does not start as the
-identity (MTAN does not either: masks start near sigmoid(0) = 0.5).
+across tasks and the module is an exact no-op without parameters. With ``identity_init``
+(default) the residual is scaled by a per-channel γ_t initialised to 0, so the module starts
+as the exact identity; ``identity_init=False`` adds it unscaled (MTAN's masks start near
+sigmoid(0) = 0.5, so that form does not start as the identity).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 
 from mtdense.registry import INTERACTIONS
 
-from .common import check_channels, check_choice, check_feats, norm_layer, pair_modules, projection
+from .common import ResidualScale, check_channels, check_choice, check_feats, norm_layer, pair_modules, projection
 
 NAME = "mtan_attention"
 
@@ -49,13 +51,15 @@ def _attention_mask(in_width: int, out_width: int) -> nn.Sequential:
 class TaskAttention(nn.Module):
     """Task-specific sigmoid masks over features shared by all branches, added residually.
 
-    Options: ``shared`` ("mean" or "concat": how the branches form the shared features).
+    Options: ``shared`` ("mean" or "concat": how the branches form the shared features);
+    ``identity_init`` (start as the identity through a zero-initialised output scale).
     """
 
-    def __init__(self, channels: dict[str, int], shared: str = "mean"):
+    def __init__(self, channels: dict[str, int], shared: str = "mean", identity_init: bool = True):
         super().__init__()
         self.channels = check_channels(channels, NAME)
         check_choice(shared, ("mean", "concat"), "shared", NAME)
+        check_choice(identity_init, (False, True), "identity_init", NAME)
         self.shared = shared
         tasks = list(self.channels)
         if len(tasks) < 2:
@@ -68,6 +72,7 @@ class TaskAttention(nn.Module):
             total = sum(c.values())
             self.masks = nn.ModuleDict({t: _attention_mask(total + c[t], total) for t in tasks})
             self.outputs = nn.ModuleDict({t: projection(total, c[t]) for t in tasks})
+        self.scale = ResidualScale(c, identity_init)
 
     def _shared_for(self, t: str, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.shared == "concat":
@@ -85,5 +90,5 @@ class TaskAttention(nn.Module):
             message = self.masks[t](torch.cat([shared, f_t.to(shared.dtype)], dim=1)) * shared
             if self.shared == "concat":
                 message = self.outputs[t](message)
-            out[t] = f_t + message.to(f_t.dtype)
+            out[t] = f_t + self.scale(t, message).to(f_t.dtype)
         return out

@@ -17,12 +17,15 @@ For every task t, with S_j the branch features (all tasks, in key order):
     output   = Z_t                         (``residual=False``, default: the combined map is
                                             what the head sees, as in the abstract)
              = S_t + Z_t                   (``residual=True``: for stacking at several stages)
+With ``identity_init`` (default) a per-channel γ_t initialised to 0 makes the module start as
+the exact identity: output = S_t + γ_t ⊙ (Z_t − S_t) (``residual=False``: a learnt blend that
+reaches Z_t at γ_t = 1) or S_t + γ_t ⊙ Z_t (``residual=True``).
 Output width is C_t, so the dict keeps its shapes. ``normalise`` is "sigmoid" (independent
 gates, default) or "softmax" over the other tasks (competition between them). The module
 works for any T >= 2; for 2 tasks "softmax" over the single other task is constantly 1,
 which would leave g_t untrained, so that combination is rejected with a ConfigError. With 1
-task it is an exact no-op without parameters. It does not start as the identity (the paper's
-initialisation is unknown; PyTorch defaults are used).
+task it is an exact no-op without parameters. Other parameters use PyTorch's defaults (the
+paper's initialisation is unknown).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from torch import nn
 from mtdense.registry import INTERACTIONS
 from mtdense.errors import ConfigError
 
-from .common import check_channels, check_choice, check_feats, check_positive_int, norm_layer, pair_modules, projection
+from .common import ResidualScale, check_channels, check_choice, check_feats, check_positive_int, norm_layer, pair_modules, projection
 
 NAME = "mtlsegformer_reweight"
 
@@ -64,7 +67,8 @@ class CrossTaskReweighting(nn.Module):
     Options: ``normalisation`` ("sigmoid" or "softmax" over the other tasks);
     ``per_channel`` (False: one spatial map per other task; True: one per channel too);
     ``hidden`` (width of g_t's hidden layer; None = the task's own width C_t);
-    ``residual`` (False: return Z_t; True: return S_t + Z_t).
+    ``residual`` (False: return Z_t; True: return S_t + Z_t); ``identity_init`` (start as the
+    identity through a zero-initialised scale γ_t).
     """
 
     def __init__(
@@ -74,12 +78,14 @@ class CrossTaskReweighting(nn.Module):
         per_channel: bool = False,
         hidden: int | None = None,
         residual: bool = False,
+        identity_init: bool = True,
     ):
         super().__init__()
         self.channels = check_channels(channels, NAME)
         check_choice(normalisation, ("sigmoid", "softmax"), "normalisation", NAME)
         check_choice(per_channel, (False, True), "per_channel", NAME)
         check_choice(residual, (False, True), "residual", NAME)
+        check_choice(identity_init, (False, True), "identity_init", NAME)
         if hidden is not None:
             check_positive_int(hidden, "hidden", NAME)
         tasks = list(self.channels)
@@ -100,6 +106,7 @@ class CrossTaskReweighting(nn.Module):
         )
         self.projections = pair_modules(tasks, lambda t, s: projection(c[s], c[t]))
         self.fusion = nn.ModuleDict({t: _fusion(c[t]) for t in tasks})
+        self.scale = ResidualScale(c, identity_init)
 
     def forward(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         check_feats(feats, self.channels, NAME)
@@ -117,5 +124,9 @@ class CrossTaskReweighting(nn.Module):
             weights = torch.sigmoid(logits) if self.normalisation == "sigmoid" else torch.softmax(logits, dim=1)
             reweighted = sum(weights[:, k] * self.projections[t][s](feats[s]) for k, s in enumerate(sources))
             fused = self.fusion[t](torch.cat([f_t, reweighted.to(f_t.dtype)], dim=1))
-            out[t] = (f_t + fused.to(f_t.dtype)) if self.residual else fused.to(f_t.dtype)
+            fused = fused.to(f_t.dtype)
+            if self.scale.enabled:
+                out[t] = f_t + self.scale(t, fused if self.residual else fused - f_t)
+            else:
+                out[t] = (f_t + fused) if self.residual else fused
         return out

@@ -1,7 +1,8 @@
-"""PAD-Net's multi-modal fusion block (attention-guided message passing) between branches.
+"""PAD-Net's multi-modal distillation block (attention-guided message passing) between branches.
 
-The paper calls it a "multi-modal distillation" module; it fuses features across tasks inside one
-network and has nothing to do with knowledge distillation (teacher → student), hence the name.
+"Distillation" is the paper's word for fusing features across tasks inside one network; it is not
+knowledge distillation (teacher → student), hence the class name ``PadNetFusion``. Only the block
+is implemented (no intermediate deep-supervised predictions), as the registered name says.
 
 Source: Xu, Ouyang, Wang, Sebe, "PAD-Net: Multi-Tasks Guided Prediction-and-Distillation
 Network for Simultaneous Depth Estimation and Scene Parsing", CVPR 2018, arXiv:1805.04409,
@@ -15,15 +16,16 @@ Here, for every branch t:
 The messages are *summed* over the other tasks as in the paper (so for T > 2 tasks the update
 grows with T); the residual is added to the branch features F_t rather than to P_t, so the
 dict keeps its shapes. Widths may differ (each conv maps to the receiver's width). With 1
-branch the module is an exact no-op without parameters. PyTorch default initialisation; the
-module does not start as the identity (nor does PAD-Net).
+branch the module is an exact no-op without parameters. PyTorch default initialisation of the
+convolutions.
 
-Deep supervision: in PAD-Net the intermediate maps are supervised by intermediate task
-predictions. ``forward`` keeps the dict contract and returns only the updated features;
-``forward_with_intermediate(feats)`` returns ``(updated, {t: P_t})`` with P_t of width
-``intermediate_channels[t]`` so the model assembly can attach 1×1 heads and auxiliary
-losses. They are returned, not cached on the module, so the module stays stateless
-(``copy.deepcopy`` for EMA teachers and torch.compile keep working).
+Name: this is PAD-Net's *distillation block only* (registered as ``padnet_distillation``).
+PAD-Net proper also predicts every task at an intermediate scale and supervises those
+predictions (deep supervision; Vandenhende et al.'s ``InitialTaskPredictionModule``); here the
+intermediate maps P_t are unsupervised features, so results must not be reported as PAD-Net.
+With ``identity_init`` (default) the residual is scaled by a per-channel γ_t initialised to 0
+(``common.ResidualScale``), so the block starts as the exact identity; ``identity_init=False``
+gives eq. 3's unscaled update.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from torch import nn
 
 from mtdense.registry import INTERACTIONS
 
-from .common import check_channels, check_feats, check_positive_int, norm_layer, pair_modules
+from .common import ResidualScale, check_channels, check_choice, check_feats, check_positive_int, norm_layer, pair_modules
 
-NAME = "padnet"
+NAME = "padnet_distillation"
 
 
 def _intermediate(in_width: int, out_width: int) -> nn.Sequential:
@@ -50,14 +52,16 @@ def _intermediate(in_width: int, out_width: int) -> nn.Sequential:
 class PadNetFusion(nn.Module):
     """Attention-guided message passing from every branch's intermediate map to the others.
 
-    Options: ``hidden`` (width of every intermediate map P_t; None = the branch width C_t).
+    Options: ``hidden`` (width of every intermediate map P_t; None = the branch width C_t);
+    ``identity_init`` (start as the identity through a zero-initialised output scale).
     """
 
-    def __init__(self, channels: dict[str, int], hidden: int | None = None):
+    def __init__(self, channels: dict[str, int], hidden: int | None = None, identity_init: bool = True):
         super().__init__()
         self.channels = check_channels(channels, NAME)
         if hidden is not None:
             check_positive_int(hidden, "hidden", NAME)
+        check_choice(identity_init, (False, True), "identity_init", NAME)
         tasks = list(self.channels)
         c = self.channels
         self.intermediate_channels = {t: hidden or c[t] for t in tasks}
@@ -67,21 +71,16 @@ class PadNetFusion(nn.Module):
         self.intermediate = nn.ModuleDict({t: _intermediate(c[t], p[t]) for t in tasks})
         self.gates = nn.ModuleDict({t: nn.Conv2d(p[t], c[t], kernel_size=3, padding=1) for t in tasks})
         self.messages = pair_modules(tasks, lambda t, s: nn.Conv2d(p[s], c[t], kernel_size=3, padding=1))
+        self.scale = ResidualScale(c, identity_init)
 
-    def forward_with_intermediate(
-        self, feats: dict[str, torch.Tensor]
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Updated features and the intermediate maps P_t (empty dict for 1 branch)."""
+    def forward(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         check_feats(feats, self.channels, NAME)
         if len(feats) < 2:
-            return dict(feats), {}
+            return dict(feats)
         maps = {t: self.intermediate[t](f) for t, f in feats.items()}
         out = {}
         for t, f_t in feats.items():
             gate = torch.sigmoid(self.gates[t](maps[t]))
             messages = sum(self.messages[t][s](maps[s]) for s in feats if s != t)
-            out[t] = f_t + (gate * messages).to(f_t.dtype)
-        return out, maps
-
-    def forward(self, feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return self.forward_with_intermediate(feats)[0]
+            out[t] = f_t + self.scale(t, gate * messages).to(f_t.dtype)
+        return out

@@ -1,0 +1,124 @@
+"""Where a bench's runs execute: a Dask cluster (default) or inline, always one results writer.
+
+``mtdense bench`` hands each unfinished run to ``dask.distributed``:
+
+* ``scheduler=None`` / ``"local"`` (default): a ``LocalCluster`` sized to the machine — one
+  single-threaded worker process per core, at most ``workers`` (default 2, so two 1-thread
+  runs at once on a 2-core machine);
+* ``scheduler="tcp://host:8786"``: a user's existing cluster (``dask scheduler`` +
+  ``dask worker``); workers must see the same working directory (data and run folders are
+  relative paths) and have mtdense installed;
+* ``scheduler="inline"``: no Dask, the runs execute one after another in this process
+  (debugging, and tests that monkeypatch the trainer).
+
+The results store is written ONLY by this (client) process, one finished record at a time
+(``ResultsFile.append`` replaces the file atomically), whatever executes the runs; so a
+worker that dies never leaves half a line. A run that raises is reported and resubmitted
+once — it resumes from its own last checkpoint; a second failure is reported again, the run
+is left out of the store (a later ``--resume`` retries it), the other runs go on, and
+``BenchFailures`` is raised at the end naming the failed runs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable
+
+from mtdense.errors import TrainingError
+
+DEFAULT_WORKERS = 2
+
+
+class BenchFailures(TrainingError):
+    """Some runs failed twice; the finished ones are in the store."""
+
+
+def run_remote(run: Any, profile: dict[str, Any]) -> dict[str, Any]:
+    """Execute one run on a worker (torch threads as the grid's ``profile.threads``)."""
+    import torch
+
+    from mtdense.bench.runner import execute
+
+    if profile.get("threads"):
+        torch.set_num_threads(int(profile["threads"]))
+    return execute(run, profile)
+
+
+def local_workers(workers: int | None) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, workers or DEFAULT_WORKERS))
+
+
+def execute_runs(runs: Iterable[Any], profile: dict[str, Any], on_done: Callable[[Any, dict], None],
+                 log: Callable[[str], None], scheduler: str | None = None, workers: int | None = None,
+                 processes: bool = True) -> None:
+    """Execute ``runs`` (in order of submission) and call ``on_done(run, record)`` in this process."""
+    runs = list(runs)
+    if not runs:
+        return
+    if scheduler == "inline":
+        _inline(runs, profile, on_done, log)
+    else:
+        _dask(runs, profile, on_done, log, scheduler, workers, processes)
+
+
+def _failure(run: Any, exc: BaseException, attempt: int, log: Callable[[str], None]) -> None:
+    what = "retrying once from its last checkpoint" if attempt == 1 else "left out of the results (rerun with --resume)"
+    log(f"{run.key} failed ({type(exc).__name__}: {exc}); {what}")
+
+
+def _raise_failures(failed: list[Any]) -> None:
+    if failed:
+        raise BenchFailures(f"{len(failed)} run(s) failed twice: {', '.join(r.key for r in failed)}; the other runs "
+                            "are in the results file; fix the cause and rerun with --resume")
+
+
+def _inline(runs: list[Any], profile: dict[str, Any], on_done, log) -> None:
+    failed = []
+    for run in runs:
+        for attempt in (1, 2):
+            try:
+                record = run_remote(run, profile)
+            except Exception as exc:  # noqa: BLE001 - reported, retried once, then listed
+                _failure(run, exc, attempt, log)
+                continue
+            on_done(run, record)
+            break
+        else:
+            failed.append(run)
+    _raise_failures(failed)
+
+
+def _dask(runs: list[Any], profile: dict[str, Any], on_done, log, scheduler: str | None, workers: int | None,
+          processes: bool) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler in (None, "local"):
+        n = local_workers(workers)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None)
+        log(f"dask: LocalCluster with {n} single-thread worker(s)")
+    client = Client(cluster if cluster is not None else scheduler)
+    try:
+        attempts: dict[str, int] = {}
+        by_key = {run.key: run for run in runs}
+        # pure=False: a retried run is a new task; key= names it in the dashboard / logs
+        futures = [client.submit(run_remote, run, profile, pure=False, key=f"{run.key}#1") for run in runs]
+        failed = []
+        queue = as_completed(futures)
+        for future in queue:
+            run = by_key[future.key.rsplit("#", 1)[0]]
+            attempt = attempts[run.key] = attempts.get(run.key, 0) + 1
+            if future.status == "error":
+                _failure(run, future.exception(), attempt, log)
+                if attempt == 1:
+                    queue.add(client.submit(run_remote, run, profile, pure=False, key=f"{run.key}#2"))
+                else:
+                    failed.append(run)
+                continue
+            on_done(run, future.result())
+        _raise_failures(failed)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
