@@ -41,7 +41,7 @@ def test_trainer_typo_names_key_and_suggestion(cfg_dir):
 def test_unknown_section_and_bad_value(cfg_dir):
     with pytest.raises(ConfigError, match=r"trainr: unknown top-level section \(did you mean 'trainer'\?\)"):
         load_config(cfg_dir / "exp.yaml", ["trainr.lr=1"])
-    with pytest.raises(ConfigError, match=r"trainer.precision: 'fp8' is not one of fp32, bf16"):
+    with pytest.raises(ConfigError, match=r"trainer.precision: 'fp8' is not one of auto, fp32, bf16, fp16"):
         load_config(cfg_dir / "exp.yaml", ["trainer.precision=fp8"])
     with pytest.raises(ConfigError, match=r"data.batch_size: must be a positive integer"):
         load_config(cfg_dir / "exp.yaml", ["data.batch_size=0"])
