@@ -79,7 +79,8 @@ def main() -> None:
         diffs = [y - x for x, y in pairs]
         mean, lo, hi = paired(diffs)
         worse = (hi < 0) if higher else (lo > 0)
-        verdict = "auto worse" if worse else ("auto better" if (lo > 0 if higher else hi < 0) else "no difference")
+        verdict = ("fewer than 2 seeds: no CI" if len(diffs) < 2 else "auto worse" if worse
+                   else "auto better" if (lo > 0 if higher else hi < 0) else "no difference")
         summary["metrics"][label] = {"fp32": a, "auto": b, "diff": diffs, "mean": mean, "ci95": [lo, hi]}
         rows.append(f"| {label} | {statistics.fmean(x for x, _ in pairs):.4f} | {statistics.fmean(y for _, y in pairs):.4f}"
                     f" | {mean:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {verdict} |")

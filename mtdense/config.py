@@ -46,7 +46,8 @@ TRAINER_OPTIONS: dict[str, Option] = {
     "accumulate": Option(1, "int", minimum=1),
     "grad_clip": Option(None, "float", above=0, nullable=True, hint="null turns clipping off"),
     # auto: bf16 autocast (+ channels_last) where supported, fp16 + GradScaler on CUDA without bf16
-    "precision": Option("auto", "str", choices=("auto", "fp32", "bf16", "fp16")),
+    # fp32 stays the default until paired seeds show auto keeps the flagship's accuracy (issue 10 §5)
+    "precision": Option("fp32", "str", choices=("auto", "fp32", "bf16", "fp16")),
     "channels_last": Option("auto", "choice", choices=("auto", True, False)),  # auto: on with autocast
     "compile": Option(False, "bool"),
     "deterministic": Option(True, "bool"),
