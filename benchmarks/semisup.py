@@ -30,6 +30,8 @@ from pathlib import Path
 
 from scipy import stats as st
 
+from mtdense.bench.grid import load_grid
+from mtdense.bench.report import write_report
 from mtdense.bench.results import ResultsFile
 from mtdense.metrics.delta_m import delta_m
 
@@ -214,9 +216,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default=str(ROOT / "runs" / "bench" / "semisup" / "results.jsonl"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "semisup"))
+    parser.add_argument("--extra", nargs="*", default=[], metavar="RESULTS",
+                        help="more results.jsonl files (e.g. seeds run in a second process)")
+    parser.add_argument("--bench-reports", action="store_true",
+                        help="also rewrite the two grids' own reports (Δm vs single-task) from all records")
     parser.add_argument("--expected", type=int, default=84, help="runs in both grids (24 + 60)")
     args = parser.parse_args(argv)
-    records = ResultsFile(args.results).read()
+    records = {}
+    for path in [args.results, *args.extra]:  # later files fill in runs the first one lacks
+        records = {**ResultsFile(path).read(), **records}
     summary = analyse(records)
     first_path = Path(args.results).with_name("results_meanteacher_first_config.jsonl")
     first = None
@@ -228,7 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     used = [r for r in records.values()
             if not (r["pair"].startswith("supervised") and r["kind"] == "multitask" and not r["variant"].startswith("none+"))]
     out.with_suffix(".md").write_text(markdown(summary, len(used), args.expected, first))
-    print(f"{len(records)} runs -> {out.with_suffix('.md')}")
+    if args.bench_reports:
+        for grid in ("semisup_supervised", "semisup"):
+            write_report(load_grid(ROOT / "configs" / "bench" / f"{grid}.yaml"), records, out.parent)
+    print(f"{len(used)} runs -> {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
