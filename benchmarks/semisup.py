@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 
@@ -238,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     out.with_suffix(".md").write_text(markdown(summary, len(used), args.expected, first))
     if args.bench_reports:
         for grid in ("semisup_supervised", "semisup"):
-            write_report(load_grid(ROOT / "configs" / "bench" / f"{grid}.yaml"), records, out.parent)
+            os.chdir(ROOT)  # the reports name the grid and configs relative to the repository
+            write_report(load_grid(f"configs/bench/{grid}.yaml"), records, out.parent)
     print(f"{len(used)} runs -> {out.with_suffix('.md')}")
 
 
