@@ -25,11 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 
 from scipy import stats as st
 
+from mtdense.bench.grid import load_grid
+from mtdense.bench.report import write_report
 from mtdense.bench.results import ResultsFile
 from mtdense.metrics.delta_m import delta_m
 
@@ -172,7 +175,7 @@ def markdown(summary: dict, n_records: int, expected: int, first: dict | None = 
         "# Semi-supervised segmentation + depth (SYNTHETIC street scenes)", "",
         "Produced by `mtdense bench configs/bench/semisup_supervised.yaml` and `configs/bench/semisup.yaml` "
         "(one results folder) + `python benchmarks/semisup.py` "
-        f"({n_records} of {expected} runs finished{'' if n_records >= expected else ': PARTIAL results'}).", "",
+        f"({n_records} of {expected} runs finished{'' if n_records >= expected else ': PARTIAL results; the bench was stopped at the deadline, so some mean-teacher rows have 1 or 2 seeds (column seeds); continue with --resume'}).", "",
         "## Protocol (short; read the numbers as a smoke-level comparison)", "",
         "- Data: SYNTHETIC street scenes (`mtdense data synth-street`, 128 train / 32 val, 32×64 px, 7 categories "
         "+ metric depth). Labelled subset: 1/8 or 1/4 of the 128 training images (deterministic SHA-256 rule, "
@@ -180,16 +183,16 @@ def markdown(summary: dict, n_records: int, expected: int, first: dict | None = 
         "- Model: U-Net encoder (width 8, depth 4) with one decoder branch per task; CCAM (mtdense reconstruction) "
         "at every decoder stage where marked `ccam`.",
         "- Training: 60 AdamW steps (lr 1e-2, cosine, 10 warm-up steps), batch 8. *supervised*: labelled images "
-        "only. *meanteacher*: 4 labelled + 4 unlabelled per batch, EMA teacher (decay 0.95 after a 20-step warm-up), "
-        "confidence-weighted pseudo-label CE for segmentation and L1 consistency of log(1+depth) with the teacher, "
-        "on pixels without labels, weight 1 each. Batch transforms: `affinemix` (p 0.5, s∈[0.5,1.5], ±10°, ±25 %), "
+        "only. *meanteacher*: 8 labelled + 8 unlabelled per batch, EMA teacher (decay 0.95 after a 20-step warm-up), "
+        "confidence-weighted pseudo-label CE for segmentation (weight 1) and L1 consistency of log(1+depth) with "
+        "the teacher (weight 0.1), on pixels without labels. Batch transforms: `affinemix` (p 0.5, s∈[0.5,1.5], ±10°, ±25 %), "
         "`coloraug` (p 0.5, half the classes), `both` (ColorAug then AffineMix); with true labels/depth in "
         "supervised runs, labels/depth where valid else the teacher's prediction in mean-teacher runs.",
         "- Evaluation: the STUDENT, once after the last step, on the 32 val images (mIoU over 7 categories; depth "
         "AbsRel, RMSE [m], δ1 on valid pixels ≤ 80 m).",
         "- Statistics: 3 seeds (init, batch order, augmentation draws). Every variant is compared with the "
         "supervised-only model (no transforms, no CCAM) of the same fraction and the same seed: paired "
-        "per-seed differences, mean with a 95 % t-interval (2 degrees of freedom: wide), paired t-test p and "
+        "per-seed differences, mean with a 95 % t-interval (n − 1 degrees of freedom: 2 with 3 seeds, 1 with 2 — very wide), paired t-test p and "
         "Holm-adjusted p over the variants of a fraction, and the minimum detectable effect (MDE, α 0.05 "
         "two-sided, 80 % power) of Δm from the observed spread. Δm per-metric = mean over mIoU, AbsRel, RMSE, δ1; "
         "Δm per-task = mean over mIoU and AbsRel; positive = better than supervised-only.",
@@ -214,9 +217,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default=str(ROOT / "runs" / "bench" / "semisup" / "results.jsonl"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "semisup"))
+    parser.add_argument("--extra", nargs="*", default=[], metavar="RESULTS",
+                        help="more results.jsonl files (e.g. seeds run in a second process)")
+    parser.add_argument("--bench-reports", action="store_true",
+                        help="also rewrite the two grids' own reports (Δm vs single-task) from all records")
     parser.add_argument("--expected", type=int, default=84, help="runs in both grids (24 + 60)")
     args = parser.parse_args(argv)
-    records = ResultsFile(args.results).read()
+    records = {}
+    for path in [args.results, *args.extra]:  # later files fill in runs the first one lacks
+        records = {**ResultsFile(path).read(), **records}
     summary = analyse(records)
     first_path = Path(args.results).with_name("results_meanteacher_first_config.jsonl")
     first = None
@@ -228,7 +237,11 @@ def main(argv: list[str] | None = None) -> None:
     used = [r for r in records.values()
             if not (r["pair"].startswith("supervised") and r["kind"] == "multitask" and not r["variant"].startswith("none+"))]
     out.with_suffix(".md").write_text(markdown(summary, len(used), args.expected, first))
-    print(f"{len(records)} runs -> {out.with_suffix('.md')}")
+    if args.bench_reports:
+        for grid in ("semisup_supervised", "semisup"):
+            os.chdir(ROOT)  # the reports name the grid and configs relative to the repository
+            write_report(load_grid(f"configs/bench/{grid}.yaml"), records, out.parent)
+    print(f"{len(used)} runs -> {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
