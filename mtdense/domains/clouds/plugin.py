@@ -1,0 +1,6 @@
+"""Plugin module of the cloud-detection domain (entry point ``clouds`` in ``mtdense.plugins``)."""
+
+LOCATIONS = {
+    "dataset": ["mtdense.domains.clouds.cloud38", "mtdense.domains.clouds.oncloudn"],
+}
+CLI = "mtdense.domains.clouds.cli"
