@@ -2,5 +2,6 @@
 
 LOCATIONS = {
     "dataset": ["mtdense.domains.clouds.cloud38", "mtdense.domains.clouds.oncloudn"],
+    "metric": ["mtdense.domains.clouds.metrics"],
 }
 CLI = "mtdense.domains.clouds.cli"
