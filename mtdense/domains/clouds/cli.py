@@ -20,6 +20,29 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_teacher(args: argparse.Namespace) -> int:
+    from mtdense.config import load_config, plain
+    from mtdense.domains.clouds.nnunet_like import train_nnunet_like
+    from mtdense.registry import DATASETS
+
+    cfg = load_config(args.config, args.overrides)
+    train = plain(cfg.data.train)
+    train.pop("transform", None)  # the teacher draws its own patches and mirrors them
+    out = train_nnunet_like(DATASETS.build(train, "data.train"), args.out, iterations=args.iterations,
+                            memory_gb=args.memory_gb, base_features=args.base_features,
+                            max_features=args.max_features, batch_size=args.batch_size, seed=args.seed)
+    print(f"teacher: {out}")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from mtdense.domains.clouds.distill import distill
+
+    result = distill(args.config, args.overrides, cache=args.cache, resume=args.resume)
+    print(json.dumps(result, indent=1, default=str))
+    return 0
+
+
 def add_commands(commands, data) -> None:
     """Add the cloud verbs to ``mtdense`` and the cloud actions to ``mtdense data``."""
     d = data.add_parser("synth-clouds", help="write SYNTHETIC cloud scenes in the 38-Cloud and On Cloud N layouts",
@@ -34,3 +57,25 @@ def add_commands(commands, data) -> None:
     d.add_argument("--chip", type=int, default=128, help="On Cloud N chip side (the real dataset: 512)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(run=_synth)
+
+    sp = commands.add_parser("train-teacher", help="plan and train the built-in nnU-Net-like 2D teacher",
+                             description="Fingerprints CONFIG's data.train, plans patch/batch size, depth and "
+                                         "features as nnU-Net v2 does for the memory budget, trains PlainConvUNet "
+                                         "with deep supervision, writes OUT/plan.json and OUT/model.pt.")
+    sp.add_argument("config")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--iterations", type=int, default=250)
+    sp.add_argument("--memory-gb", type=float, default=8.0, help="nnU-Net's GPU memory target")
+    sp.add_argument("--base-features", type=int, default=32, help="nnU-Net: 32")
+    sp.add_argument("--max-features", type=int, default=512, help="nnU-Net 2D: 512")
+    sp.add_argument("--batch-size", type=int, default=None, help="override the planned batch size (CPU)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    sp.set_defaults(run=_train_teacher)
+
+    sp = commands.add_parser("distill", help="train a student from a frozen teacher (on the fly or cached soft targets)")
+    sp.add_argument("config")
+    sp.add_argument("--cache", default=None, help="HDF5 file for the teacher's soft targets (built once)")
+    sp.add_argument("--resume", default=None, help="run folder to continue")
+    sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    sp.set_defaults(run=_distill)
