@@ -43,6 +43,32 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_nnunet(args: argparse.Namespace) -> int:
+    from mtdense.config import load_config, plain
+    from mtdense.domains.clouds.nnunetv2_bridge import export_nnunet
+    from mtdense.registry import DATASETS
+
+    cfg = load_config(args.config, args.overrides)
+    options = plain(cfg.data[args.split])
+    options.pop("transform", None)
+    print(f"wrote {export_nnunet(DATASETS.build(options, f'data.{args.split}'), args.out, args.name)}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mtdense.domains.clouds.demo import run_clouds_demo
+
+    print(f"report: {run_clouds_demo(args.out, teacher_its=args.teacher_its, epochs=args.epochs, seed=args.seed)}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mtdense.domains.clouds.onboard_export import export_onboard
+
+    print(f"wrote {export_onboard(args.source, args.out, sensor=args.sensor)}")
+    return 0
+
+
 def add_commands(commands, data) -> None:
     """Add the cloud verbs to ``mtdense`` and the cloud actions to ``mtdense data``."""
     d = data.add_parser("synth-clouds", help="write SYNTHETIC cloud scenes in the 38-Cloud and On Cloud N layouts",
@@ -57,6 +83,16 @@ def add_commands(commands, data) -> None:
     d.add_argument("--chip", type=int, default=128, help="On Cloud N chip side (the real dataset: 512)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(run=_synth)
+
+    d = data.add_parser("export-nnunet", help="write a config's cloud data as an nnU-Net v2 raw dataset",
+                        description="imagesTr/<case>_000c.png (16-bit DN per channel), labelsTr/<case>.png "
+                                    "(0 clear, 1 cloud, 2 ignore = nodata), dataset.json.")
+    d.add_argument("config")
+    d.add_argument("--out", required=True, help="the nnUNet_raw folder")
+    d.add_argument("--name", default="Dataset500_Clouds")
+    d.add_argument("--split", default="train")
+    d.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    d.set_defaults(run=_export_nnunet)
 
     sp = commands.add_parser("train-teacher", help="plan and train the built-in nnU-Net-like 2D teacher",
                              description="Fingerprints CONFIG's data.train, plans patch/batch size, depth and "
@@ -79,3 +115,17 @@ def add_commands(commands, data) -> None:
     sp.add_argument("--resume", default=None, help="run folder to continue")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     sp.set_defaults(run=_distill)
+
+    sp = commands.add_parser("export-onboard", help="ONNX graph from raw DN (uint16) to a cloud mask (uint8)")
+    sp.add_argument("source", help="mtdense checkpoint/run folder or nnU-Net-like teacher folder")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--sensor", default=None, choices=["landsat8_l1", "sentinel2_l2a"],
+                    help="DN → reflectance scaling (default: from the training dataset)")
+    sp.set_defaults(run=_export)
+
+    sp = commands.add_parser("demo-clouds", help="cloud demo: SYNTHETIC scenes → teacher → distilled student → ONNX → report")
+    sp.add_argument("--out", default="demo_output/clouds")
+    sp.add_argument("--teacher-its", type=int, default=40)
+    sp.add_argument("--epochs", type=int, default=4)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(run=_demo)
