@@ -102,6 +102,10 @@ def _fmt(m: float, h: float | None, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def report(records: dict, seeds: int, epochs: int, teacher_its: int) -> str:
+    if "teacher" not in records:
+        return ("# Cloud detection distillation benchmark (SYNTHETIC data)\n\nNot finished: only "
+                f"{', '.join(records) or 'no runs'} recorded so far; rerun `python benchmarks/clouds_kd.py` "
+                "(resumable) to complete it.\n")
     teacher = records["teacher"]
     tj = teacher["fp32"]["jaccard"]
     lines = ["# Cloud detection: nnU-Net-like teacher distilled into compact U-Nets (SYNTHETIC data)", "",
