@@ -20,6 +20,7 @@ writes benchmarks/results/clouds_kd.md and clouds_kd.jsonl; resumable (finished 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import statistics
@@ -51,11 +52,11 @@ def run_grid(out: Path, seeds: int, epochs: int, teacher_its: int, results: Resu
             "data": {k: v for k, v in synth.items() if k != "options"}})
     teacher_dir = out / "teacher"
     if "teacher" not in done:
-        tic = time.perf_counter()
-        train = Cloud38Dataset(str(data / "38-Cloud_training"), part="train", val_fraction=0.25)
-        train_nnunet_like(train, teacher_dir, iterations=teacher_its, base_features=16, max_features=256, seed=0)
-        record = {"key": "teacher", "train_seconds": time.perf_counter() - tic, **score_model(teacher_dir, data, out / "export/teacher")}
-        results.append(record)
+        if not (teacher_dir / "training.json").is_file():  # trained weights survive an interrupted scoring
+            train = Cloud38Dataset(str(data / "38-Cloud_training"), part="train", val_fraction=0.25)
+            train_nnunet_like(train, teacher_dir, iterations=teacher_its, base_features=16, max_features=256, seed=0)
+        seconds = json.loads((teacher_dir / "training.json").read_text())["seconds"]
+        results.append({"key": "teacher", "train_seconds": seconds, **score_model(teacher_dir, data, out / "export/teacher")})
     cache = out / "soft_targets.h5"
     if "cache" not in done:
         train = Cloud38Dataset(str(data / "38-Cloud_training"), part="train", val_fraction=0.25)
@@ -76,8 +77,8 @@ def run_grid(out: Path, seeds: int, epochs: int, teacher_its: int, results: Resu
                          "model.backbone.width=4", "model.backbone.depth=3", *teacher_flag]
             timing[mode] = distill(find_config("clouds/distill.yaml"), overrides, cache=c)["seconds_per_step"]
         results.append({"key": "on_the_fly_vs_cached", **timing})
-    for width, depth in SIZES:
-        for seed in range(seeds):
+    for seed in range(seeds):  # seed-outer: an interrupted run still has every size at the first seeds
+        for width, depth in SIZES:
             for mode in ("sup", "kd"):
                 key = f"student_w{width}_d{depth}_{mode}_s{seed}"
                 if key in done:

@@ -22,6 +22,7 @@ def main(name: str) -> None:
     preprocess([dataset_id], configurations=("2d",), num_processes=(1,))
     os.environ["nnUNet_n_proc_DA"] = "0"  # planning needs ≥ 1 (torch threads); training: single-threaded augmenter
     plans = load_json(join(nnUNet_preprocessed, name, "nnUNetPlans.json"))
+    plans["continue_training"] = False  # read (and popped) by nnUNetTrainer.__init__ in nnunetv2 2.8
     dataset_json = load_json(join(nnUNet_preprocessed, name, "dataset.json"))
     trainer = nnUNetTrainer(plans, "2d", 0, dataset_json, device=torch.device("cpu"))
     trainer.num_epochs = 1
