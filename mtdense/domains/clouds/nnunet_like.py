@@ -1,0 +1,188 @@
+"""The built-in nnU-Net-like 2D cloud teacher: fingerprint → plan → train → teacher plugin.
+
+nnU-Net v2 (Isensee et al., Nature Methods 2021; ``nnUNetTrainer``): the network and plan of
+``planner.py``; z-score normalisation with the dataset's per-channel mean/std; random patches
+with mirroring along both axes (p = 0.5 each); Dice + CE at every decoder resolution (deep
+supervision: weights 1/2^i, the coarsest dropped, normalised to sum 1; targets downsampled
+with nearest neighbour); SGD with Nesterov momentum 0.99, weight decay 3e-5, lr 1e-2 with the
+poly schedule (1 − it/its)^0.9, gradient norm clipped at 12. Invalid (nodata) pixels are left
+out of the loss. Validation and teacher inference use Gaussian sliding windows of the patch
+size (``mtdense.inference.sliding_window``) and mirroring test-time augmentation.
+
+Why its own loop and not ``Trainer``: the core model contract gives one output per task, while
+deep supervision needs PlainConvUNet's per-stage outputs and its own decoder; wrapping it as a
+backbone would discard that decoder. The trained teacher enters distillation through the
+TEACHERS kind (``{type: nnunet_like, path: ...}``) like any other teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtdense.domains.clouds.planner import Fingerprint, Plan, plan_2d
+from mtdense.domains.clouds.teacher_network import build_plain_unet
+from mtdense.engine.teachers import Teacher
+from mtdense.errors import CheckpointError
+from mtdense.inference.sliding_window import sliding_window
+from mtdense.losses.pixel_losses import DiceCE
+from mtdense.registry import TEACHERS
+
+
+def fingerprint(dataset, target: str = "cloud", max_samples: int = 256, num_classes: int = 2) -> Fingerprint:
+    """Median shape, count, channels and per-channel mean/std over valid pixels of ≤ ``max_samples`` samples."""
+    idx = np.linspace(0, len(dataset) - 1, min(len(dataset), max_samples)).round().astype(int)
+    shapes, sums, sq, n = [], 0.0, 0.0, 0
+    for i in sorted(set(idx.tolist())):
+        s = dataset[i]
+        shapes.append(tuple(s["image"].shape[-2:]))
+        v = s["valid"][target]
+        px = s["image"][:, v].double()
+        sums, sq, n = sums + px.sum(1), sq + (px**2).sum(1), n + px.shape[1]
+    mean = sums / max(n, 1)
+    std = (sq / max(n, 1) - mean**2).clamp(min=1e-12).sqrt()
+    median = tuple(int(m) for m in np.median(np.array(shapes), axis=0))
+    return Fingerprint(median, len(dataset), int(s["image"].shape[0]), mean.tolist(), std.tolist(), num_classes)
+
+
+class NormalisedUNet(nn.Module):
+    """z-score normalisation + PlainConvUNet; ``forward`` gives the deep-supervision list in training
+    mode when ``deep_supervision`` is on, else the full-resolution logits."""
+
+    def __init__(self, plan: dict, deep_supervision: bool = True):
+        super().__init__()
+        fp = plan["fingerprint"]
+        self.register_buffer("mean", torch.tensor(fp["mean"], dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(fp["std"], dtype=torch.float32).view(1, -1, 1, 1))
+        self.net = build_plain_unet(plan, fp["channels"], fp["num_classes"], deep_supervision)
+
+    def forward(self, image: torch.Tensor):
+        out = self.net((image - self.mean) / self.std)
+        return out if self.training and isinstance(out, (list, tuple)) else (out[0] if isinstance(out, (list, tuple)) else out)
+
+
+def deep_supervision_weights(n: int) -> list[float]:
+    """nnU-Net: 1/2^i per output (finest first), the coarsest 0, normalised to sum 1."""
+    w = np.array([1 / 2**i for i in range(n)])
+    if n > 1:
+        w[-1] = 0
+    return (w / w.sum()).tolist()
+
+
+def deep_supervision_loss(outputs: list[torch.Tensor], target: torch.Tensor, valid: torch.Tensor, loss: nn.Module) -> torch.Tensor:
+    total = outputs[0].new_zeros(())
+    for weight, out in zip(deep_supervision_weights(len(outputs)), outputs):
+        if weight == 0:
+            continue
+        size = out.shape[-2:]
+        t = F.interpolate(target[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        v = F.interpolate(valid[:, None].float(), size=size, mode="nearest")[:, 0].bool()
+        total = total + weight * loss(out, t, v)
+    return total
+
+
+def random_patch(sample: dict, patch: tuple[int, int], target: str, gen: torch.Generator):
+    """A random crop (zero-padded if the image is smaller; padding invalid) with random mirroring."""
+    image, t, v = sample["image"], sample["targets"][target], sample["valid"][target]
+    ph, pw = patch
+    h, w = image.shape[-2:]
+    if h < ph or w < pw:
+        pad = (0, max(pw - w, 0), 0, max(ph - h, 0))
+        image, t, v = F.pad(image, pad), F.pad(t, pad), F.pad(v, pad)
+        h, w = image.shape[-2:]
+    y = int(torch.randint(0, h - ph + 1, (1,), generator=gen))
+    x = int(torch.randint(0, w - pw + 1, (1,), generator=gen))
+    crop = [a[..., y:y + ph, x:x + pw] for a in (image, t, v)]
+    for axis in (-1, -2):
+        if torch.rand((), generator=gen) < 0.5:
+            crop = [a.flip(axis) for a in crop]
+    return crop
+
+
+def train_nnunet_like(dataset, out: str | Path, iterations: int = 250, memory_gb: float = 8.0, base_features: int = 32,
+                      max_features: int = 512, batch_size: int | None = None, lr: float = 1e-2, seed: int = 0,
+                      target: str = "cloud", log_every: int = 50) -> Path:
+    """Plan and train a teacher on ``dataset``; writes OUT/plan.json, OUT/model.pt, OUT/training.json."""
+    torch.manual_seed(seed)
+    fp = fingerprint(dataset, target)
+    plan: Plan = plan_2d(fp, memory_gb, base_features, max_features)
+    plan_d = plan.to_dict()
+    if batch_size:
+        plan_d["batch_size"] = int(batch_size)  # a CPU override, recorded in the plan
+    model = NormalisedUNet(plan_d).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.99, nesterov=True, weight_decay=3e-5)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: (1 - it / iterations) ** 0.9)
+    loss_fn = DiceCE()
+    gen = torch.Generator().manual_seed(seed)
+    losses, tic = [], time.perf_counter()
+    for it in range(iterations):
+        picks = torch.randint(0, len(dataset), (plan_d["batch_size"],), generator=gen).tolist()
+        crops = [random_patch(dataset[i], tuple(plan_d["patch_size"]), target, gen) for i in picks]
+        image, t, v = (torch.stack(parts) for parts in zip(*crops))
+        loss = deep_supervision_loss(model(image), t, v, loss_fn)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 12)
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        if log_every and (it + 1) % log_every == 0:
+            print(f"[nnunet_like] it {it + 1}/{iterations} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out / "model.pt")
+    (out / "plan.json").write_text(json.dumps(plan_d, indent=1))
+    (out / "training.json").write_text(json.dumps({"iterations": iterations, "seconds": time.perf_counter() - tic,
+                                                   "loss": losses[-1], "seed": seed}))
+    return out
+
+
+def load_nnunet_like(folder: str | Path) -> tuple[NormalisedUNet, dict]:
+    folder = Path(folder)
+    for name in ("plan.json", "model.pt"):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder}: not an nnU-Net-like teacher folder (no {name}); "
+                                  "train one with `mtdense train-teacher`")
+    plan = json.loads((folder / "plan.json").read_text())
+    model = NormalisedUNet(plan, deep_supervision=False)
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    return model.eval(), plan
+
+
+@TEACHERS.register("nnunet_like")
+class NnUNetLikeTeacher(Teacher):
+    """A trained nnU-Net-like teacher folder; sliding-window (Gaussian) + mirroring predictions."""
+
+    def __init__(self, path: str, task: str = "cloud", mirror: bool = True, step_fraction: float = 0.5):
+        super().__init__()
+        self.net, self.plan = load_nnunet_like(path)
+        self.net.requires_grad_(False)
+        self.task, self.mirror, self.step_fraction = task, bool(mirror), float(step_fraction)
+
+    def logits(self, image: torch.Tensor) -> torch.Tensor:
+        self.net.eval()
+        patch = tuple(self.plan["patch_size"])
+        run = lambda x: sliding_window(self.net, x, patch, self.step_fraction)  # noqa: E731
+        out = run(image)
+        if self.mirror:
+            for dims in ((-1,), (-2,), (-2, -1)):
+                out = out + run(image.flip(dims)).flip(dims)
+            out = out / 4
+        return out
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.task: self.logits(image.float())}
+
+    def state_dict(self, *args, **kwargs) -> dict:  # frozen: nothing to save with the run
+        return {}
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        if state:
+            raise ValueError("nnunet_like teacher: unexpected saved state; it is frozen and keeps none")

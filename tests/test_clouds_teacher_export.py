@@ -1,0 +1,90 @@
+"""nnU-Net-like planner and teacher; on-board ONNX export (raw DN → mask) and int8 quantisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mtdense.domains.clouds.cloud38 import Cloud38Dataset, read_patch
+from mtdense.domains.clouds.nnunet_like import (NnUNetLikeTeacher, deep_supervision_weights, fingerprint,
+                                                train_nnunet_like)
+from mtdense.domains.clouds.onboard_export import (export_onboard, onboard_module, quantize_int8, run_mask,
+                                                   session)
+from mtdense.domains.clouds.planner import Fingerprint, plan_2d, pool_topology
+from mtdense.domains.clouds.synth_writers import synth_clouds
+
+pytest.importorskip("dynamic_network_architectures")
+
+
+@pytest.mark.parametrize("shape", [(384, 384), (128, 96), (37, 200), (20, 20)])
+def test_pool_topology_equals_nnunetv2(shape):
+    topology = pytest.importorskip("nnunetv2.experiment_planning.experiment_planners.network_topology")
+    pools, strides, _, patch, _ = topology.get_pool_and_conv_props((1.0, 1.0), shape, 4, 999999)
+    ours = pool_topology(shape)
+    assert ours[0] == list(pools) and ours[1] == [list(s) for s in strides] and ours[2] == tuple(int(p) for p in patch)
+
+
+def test_plan_follows_nnunet_rules():
+    fp = Fingerprint((384, 384), 8400, 4, [0.0] * 4, [1.0] * 4)
+    plan = plan_2d(fp, memory_gb=8.0)
+    assert plan.patch_size == (384, 384) and plan.n_stages == 7  # 384 → 6 poolings to 6 px
+    assert plan.features_per_stage == (32, 64, 128, 256, 512, 512, 512)
+    assert plan.batch_size == round(85e6 / plan.estimate * 12)  # memory headroom, below the 5 % cap
+    small = plan_2d(Fingerprint((128, 128), 10, 4, [0.0] * 4, [1.0] * 4), memory_gb=8.0)
+    assert small.batch_size == 2  # 5 % of 10 images of 128² is < 1 patch → nnU-Net's minimum of 2
+    tight = plan_2d(Fingerprint((128, 128), 40, 4, [0.0] * 4, [1.0] * 4), memory_gb=0.05)
+    assert tight.patch_size[0] < 128 and tight.estimate / 12 * 2 <= 85e6 * 0.05 / 8  # patch shrunk to the budget
+    assert deep_supervision_weights(3) == pytest.approx([2 / 3, 1 / 3, 0.0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("clouds")
+    synth_clouds(tmp / "s", train_scenes=2, test_scenes=1, scene_size=64, patch=32, chips=1, chip=32)
+    ds = Cloud38Dataset(str(tmp / "s" / "38-Cloud_training"))
+    teacher = train_nnunet_like(ds, tmp / "teacher", iterations=2, memory_gb=0.01, base_features=4, max_features=8,
+                                log_every=0)
+    return tmp, ds, teacher
+
+
+def test_teacher_plan_fingerprint_and_sliding_window_prediction(trained):
+    tmp, ds, folder = trained
+    fp = fingerprint(ds)
+    pixels = torch.cat([s["image"][:, s["valid"]["cloud"]] for s in ds], 1).double()
+    np.testing.assert_allclose(fp.mean, pixels.mean(1).numpy(), rtol=1e-5)
+    teacher = NnUNetLikeTeacher(str(folder), mirror=True)
+    image = torch.stack([ds[0]["image"], ds[1]["image"]])
+    big = torch.nn.functional.pad(image, (0, 13, 0, 7))  # larger than the patch: sliding window
+    out = teacher.predict(big)["cloud"]
+    assert out.shape == (2, 2, *big.shape[-2:]) and torch.isfinite(out).all()
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_onboard_onnx_parity_nodata_and_int8(trained, tmp_path):
+    tmp, ds, folder = trained
+    fp32 = export_onboard(folder, tmp_path / "t.onnx", size=32)
+    module, sensor = onboard_module(folder)
+    assert sensor == "landsat8_l1"
+    sess = session(fp32)
+    tiles = [read_patch(ds.root, n)["dn"] for n in ds.names[:4]]
+    dn = np.stack(tiles[:2])
+    dn[:, :, :5, :] = 0  # a nodata band of rows
+    got = run_mask(sess, dn)
+    with torch.no_grad():
+        ref = module(torch.from_numpy(dn.astype(np.float32))).numpy()
+    assert got.dtype == np.uint8 and got.shape == (2, 32, 32)
+    assert ((got == 255) == (dn == 0).all(1)).all() and (got[:, :5] == 255).all()
+    assert set(np.unique(got)) <= {0, 1, 255}
+    assert np.mean(got != ref) <= 1e-3
+    expected_refl = 2e-5 * dn[0, :, 10, 10].astype(np.float64) - 0.1  # the graph's first step, by hand
+    np.testing.assert_allclose(module.gain * dn[0, :, 10, 10] + module.offset, expected_refl, rtol=1e-6)
+    int8 = quantize_int8(fp32, tmp_path / "t.int8.onnx", tiles)
+    q = run_mask(session(int8), dn)
+    assert q.shape == got.shape and (q[:, :5] == 255).all()
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(int8)).graph.node]
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > ops.count("QuantizeLinear")
+    assert "Cast" in ops and "ArgMax" in ops  # DN cast and mask post-processing stay in the graph
