@@ -1,4 +1,5 @@
-"""``mtdense`` verbs of the precipitation domain: ``data synth-precip``, ``data prepare-precip``, ``demo``.
+"""``mtdense`` verbs of the precipitation domain: ``data synth-precip``, ``data prepare-precip``, ``demo``,
+``predict-scene``.
 
 Imports only argparse at start-up; each verb imports its implementation when it runs.
 """
@@ -38,6 +39,16 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_scene(args: argparse.Namespace) -> int:
+    from mtdense.domains.precip.products import predict_scenes
+
+    for path in predict_scenes(args.checkpoint, args.files, args.out, window=args.window, overlap=args.overlap,
+                               batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
+                               mask_space=not args.keep_space):
+        print(path)
+    return 0
+
+
 def add_commands(commands, data) -> None:
     """Add ``demo`` to the top-level verbs and the precipitation actions to ``mtdense data``."""
     d = data.add_parser("synth-precip", help="write SYNTHETIC AHI P-Tree NetCDF + IMERG V07 HDF5 files")
@@ -73,3 +84,18 @@ def add_commands(commands, data) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.lr=1e-3")
     sp.set_defaults(run=_demo)
+
+    sp = commands.add_parser("predict-scene", help="whole scenes → CF NetCDF rain rate / probability / class",
+                             description="Run a trained precipitation model over whole scenes (P-Tree NetCDF files, "
+                                         "or HSD segments grouped by observation time) with overlapping windows "
+                                         "and Gaussian blending; write one CF-1.8 NetCDF per scene to OUT.")
+    sp.add_argument("checkpoint", metavar="RUN", help="run folder or checkpoint")
+    sp.add_argument("files", nargs="+", help="P-Tree NC_H*.nc files and/or HSD HS_H*_B*.DAT(.bz2) segments")
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--window", type=int, default=256, help="window size in pixels (a multiple of 2^depth)")
+    sp.add_argument("--overlap", type=float, default=0.5, help="overlap fraction of neighbouring windows")
+    sp.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
+    sp.add_argument("--flip-tta", action="store_true", help="average over horizontal/vertical flips (4× slower)")
+    sp.add_argument("--device", default="cpu", help="device of the model (the scene stays in CPU memory)")
+    sp.add_argument("--keep-space", action="store_true", help="HSD: do not mask pixels off the earth disk")
+    sp.set_defaults(run=_predict_scene)
