@@ -115,3 +115,43 @@ def test_missing_channel_is_a_one_line_error(precip_run, tmp_path, capsys):
         read_scene_input(da, mtdense.load(precip_run).channel_names)
     assert main(["predict-scene", str(precip_run), str(tmp_path / "nope.nc"), "--out", str(tmp_path)]) != 0
     assert "nope.nc: no such file" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def two_band_run(tiny_domain_data, tmp_path_factory):
+    """MTCF on B13 + B15 only (channels an HSD user has), one tiny epoch."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("two_band_run")
+    path = ROOT / "configs" / "precip" / "mtcf.yaml"
+    cfg = load_config(path, tiny_data_overrides(load_config(path), tiny_domain_data)
+                      + [f"data.{s}.bands=[B13,B15]" for s in ("train", "val", "test")]
+                      + ["trainer.max_epochs=1", "trainer.warmup_steps=0", "data.batch_size=4",
+                         "logging.loggers=[]", f"trainer.out_dir={out}"])
+    Trainer(cfg).fit()
+    return out
+
+
+def test_hsd_segments_give_2d_coordinates_and_space_is_fill(two_band_run, tmp_path):
+    from test_precip_readers import write_hsd
+
+    # segment 86 of 32 lines × 40 columns: full-disk lines 2721-2752 (the equator), columns 1-40
+    # (the western limb, ≈ column 33): deep space on the left, earth on the right
+    rng = np.random.default_rng(0)
+    files = []
+    for band, cwl in ((13, 10.4), (15, 12.4)):
+        f = tmp_path / f"HS_H09_20200701_0300_B{band}_FLDK_R20_S8610.DAT"
+        write_hsd(f, rng.uniform(220, 290, (32, 40)), band=band, cwl=cwl, seg=86, nseg=10)
+        files.append(str(f))
+    assert main(["predict-scene", str(two_band_run), *files, "--out", str(tmp_path / "out"),
+                 "--window", "32"]) == 0
+    with xr.open_dataset(tmp_path / "out" / "HS_H09_20200701_0300_mtdense.nc") as ds:
+        rate = ds["rain_rate"]
+        assert rate.dims == ("time", "y", "x") and rate.shape == (1, 32, 40)
+        assert ds["latitude"].dims == ("y", "x") and ds["longitude"].attrs["units"] == "degrees_east"
+        assert "latitude longitude" in rate.encoding.get("coordinates", "") or set(rate.coords) >= {"latitude", "longitude"}
+        space = ~np.isfinite(ds["latitude"].values)
+        assert space[:, 0].all() and not space[:, -1].any()           # limb between column 1 and 40
+        assert abs(float(np.nanmean(ds["latitude"].values))) < 1.0      # the segment sits on the equator
+        assert np.isnan(rate.values[0][space]).all() and np.isfinite(rate.values[0][~space]).all()
+        assert "B13=10.40" in ds.attrs["input_channel_wavelengths_um"]
+        assert ds["time"].values[0] == np.datetime64(START)
