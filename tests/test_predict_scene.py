@@ -52,7 +52,7 @@ def _scene_file(folder, height=80, width=100, seed=0, hole=True):
 def test_predict_scene_writes_cf_netcdf_on_the_scene_grid(precip_run, tmp_path):
     path, lat, lon = _scene_file(tmp_path)
     assert main(["predict-scene", str(precip_run), str(path), "--out", str(tmp_path / "out"), "--window", "32",
-                 "--overlap", "0.5"]) == 0
+                 "--overlap", "0.5", "--geotiff"]) == 0
     written = tmp_path / "out" / (path.stem + "_mtdense.nc")
     with xr.open_dataset(written) as ds:
         assert ds.attrs["Conventions"] == "CF-1.8"
@@ -80,6 +80,17 @@ def test_predict_scene_writes_cf_netcdf_on_the_scene_grid(precip_run, tmp_path):
         assert np.all((rate.values[0][valid] > 0) <= (cls.values[0][valid] == 1))
     with xr.open_dataset(written, mask_and_scale=False) as raw:
         assert raw["rain_rate"].values[0, 6, 11] == -9999.0 and raw["rain_class"].dtype == np.int8
+        classes = raw["rain_class"].values[0]
+    import rasterio
+
+    with rasterio.open(written.with_suffix(".tif")) as tif:
+        assert tif.crs.to_epsg() == 4326 and tif.nodata == 255 and tif.descriptions == ("rain_class",)
+        # pixel (0, 0) centre is (lon[0], lat[0]); pixels are 0.05° squares
+        assert tif.transform.a == pytest.approx(0.05) and tif.transform.e == pytest.approx(-0.05)
+        assert tif.xy(0, 0) == pytest.approx((lon[0], lat[0]), abs=1e-6)
+        band = tif.read(1)
+        assert (band[5:9, 10:14] == 255).all()
+        np.testing.assert_array_equal(band[classes >= 0], classes[classes >= 0])
 
 
 def test_blended_scene_equals_one_forward_pass_when_it_fits_one_window(precip_run, tmp_path):

@@ -44,7 +44,7 @@ def _predict_scene(args: argparse.Namespace) -> int:
 
     for path in predict_scenes(args.checkpoint, args.files, args.out, window=args.window, overlap=args.overlap,
                                batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
-                               mask_space=not args.keep_space):
+                               mask_space=not args.keep_space, geotiff=args.geotiff):
         print(path)
     return 0
 
@@ -97,5 +97,6 @@ def add_commands(commands, data) -> None:
     sp.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     sp.add_argument("--flip-tta", action="store_true", help="average over horizontal/vertical flips (4× slower)")
     sp.add_argument("--device", default="cpu", help="device of the model (the scene stays in CPU memory)")
+    sp.add_argument("--geotiff", action="store_true", help="also write the rain classes as GeoTIFF (regular grids)")
     sp.add_argument("--keep-space", action="store_true", help="HSD: do not mask pixels off the earth disk")
     sp.set_defaults(run=_predict_scene)

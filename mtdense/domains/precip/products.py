@@ -107,6 +107,22 @@ def products_dataset(preds: Mapping[str, np.ndarray], scene: SceneInput, spec: M
     return ds, encoding
 
 
+def write_class_geotiff(path: str | Path, preds: Mapping[str, np.ndarray], scene: SceneInput,
+                        spec: Mapping[str, Any], tags: Mapping[str, str]) -> Path:
+    """The class products (rain class per classification task; uint8, nodata 255) as a GeoTIFF
+    on the scene's regular latitude/longitude grid (EPSG:4326)."""
+    from mtdense.errors import DataError
+    from mtdense.inference.geotiff import transform_from_centres, write_geotiff
+
+    if scene.grid != "regular":
+        raise DataError(f"{path}: GeoTIFF output needs a regular latitude/longitude grid (P-Tree input); "
+                        "this scene is on the native geostationary grid — use the NetCDF file")
+    post = spec.get("postprocessing", {})
+    classes = {n: np.where(v < 0, 255, v).astype(np.uint8) for n, v in preds.items() if post.get(n, {}).get("thresholds")}
+    return write_geotiff(path, classes, "EPSG:4326", transform_from_centres(scene.lon, scene.lat), nodata=255,
+                         dtype="uint8", tags=tags)
+
+
 def group_scenes(files: Sequence[str | Path]) -> list[list[Path]]:
     """One list of files per scene: each NetCDF file alone; HSD segments grouped by observation
     time in their names (``HS_H09_YYYYMMDD_HHMM_B13_…``)."""
@@ -129,8 +145,9 @@ def _out_name(files: list[Path]) -> str:
 
 def predict_scenes(run: str | Path, files: Sequence[str | Path], out_dir: str | Path, window: int = 256,
                    overlap: float = 0.5, batch_size: int = 4, flip_tta: bool = False, device: str = "cpu",
-                   mask_space: bool = True) -> list[Path]:
-    """Write one CF NetCDF of products per scene in ``files`` to ``out_dir``; returns the paths."""
+                   mask_space: bool = True, geotiff: bool = False) -> list[Path]:
+    """Write one CF NetCDF of products per scene in ``files`` to ``out_dir`` (and, with
+    ``geotiff``, the rain classes as GeoTIFF beside it); returns the paths."""
     import mtdense
     from mtdense.atomic_write import atomic_path
 
@@ -151,4 +168,7 @@ def predict_scenes(run: str | Path, files: Sequence[str | Path], out_dir: str | 
         with atomic_path(path) as tmp:
             ds.to_netcdf(tmp, encoding=encoding, engine="netcdf4")
         written.append(path)
+        if geotiff:
+            written.append(write_class_geotiff(path.with_suffix(".tif"), preds, scene, predictor.spec,
+                                               {k: v for k, v in ds.attrs.items() if k != "history"}))
     return written
