@@ -83,3 +83,21 @@ def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
             assert section.type in per_type, f"add tiny data for dataset type {section.type!r} to conftest"
             out += [f"data.{split}.{k}={v}" for k, v in per_type[section.type].items()]
     return out
+
+
+@pytest.fixture(scope="session")
+def precip_run(tiny_domain_data, tmp_path_factory):
+    """The shipped MTCF config trained for two tiny epochs on 16×16 SYNTHETIC tiles (B08–B16 + decoy_01)."""
+    from mtdense.config import load_config
+    from mtdense.engine.trainer import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("precip_run")
+    path = ROOT / "configs" / "precip" / "mtcf.yaml"
+    cfg = load_config(path, tiny_data_overrides(load_config(path), tiny_domain_data)
+                      + ["trainer.max_epochs=2", "trainer.warmup_steps=0", "data.batch_size=4",
+                         "logging.loggers=[]", f"trainer.out_dir={out}"])
+    Trainer(cfg).fit()
+    torch.set_num_threads(threads)
+    return out

@@ -20,19 +20,6 @@ from mtdense.engine.trainer import Trainer
 START = dt.datetime(2020, 7, 1, 3, 0)
 
 
-@pytest.fixture(scope="module")
-def precip_run(tiny_domain_data, tmp_path_factory):
-    """MTCF trained for two tiny epochs on 16×16 SYNTHETIC tiles (B08–B16 + decoy_01)."""
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("precip_run")
-    path = ROOT / "configs" / "precip" / "mtcf.yaml"
-    cfg = load_config(path, tiny_data_overrides(load_config(path), tiny_domain_data)
-                      + ["trainer.max_epochs=2", "trainer.warmup_steps=0", "data.batch_size=4",
-                         "logging.loggers=[]", f"trainer.out_dir={out}"])
-    Trainer(cfg).fit()
-    return out
-
-
 def _scene_file(folder, height=80, width=100, seed=0, hole=True):
     """A P-Tree file larger than the 16×16 training tiles, with a block of missing pixels."""
     rng = np.random.default_rng(seed)

@@ -96,6 +96,7 @@ class Experiment:
     channel_names: list[str]
     datasets: dict[str, Any] = field(default_factory=dict)
     normalization: dict[str, list[float]] | None = None
+    channel_info: dict[str, dict[str, Any]] | None = None   # dataset's per-channel description (units, wavelength)
 
     def spec(self) -> dict[str, Any]:
         """What a checkpoint needs to turn a raw array into predictions without the data: input
@@ -103,7 +104,7 @@ class Experiment:
         and each task's output channels and ``postprocessing`` description."""
         return {"spec_version": SPEC_VERSION, "in_channels": self.cfg.model.in_channels,
                 "channel_names": self.channel_names, "normalization": self.normalization,
-                "tasks": {n: t.out_channels for n, t in self.tasks.items()},
+                "channel_info": self.channel_info, "tasks": {n: t.out_channels for n, t in self.tasks.items()},
                 "postprocessing": {n: t.postprocessing() for n, t in self.tasks.items()}}
 
     def dataset(self, split: str):
@@ -113,7 +114,8 @@ class Experiment:
 
 
 def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
-                     normalization: dict[str, list[float]] | None = None) -> Experiment:
+                     normalization: dict[str, list[float]] | None = None,
+                     channel_info: dict[str, dict[str, Any]] | None = None) -> Experiment:
     """Build tasks, model and couplings; the train dataset is opened to learn the input channels
     and normalisation unless ``channel_names`` is given (as it is when rebuilding from a
     checkpoint, which then also gives its ``normalization``)."""
@@ -122,6 +124,7 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
         datasets["train"] = build_dataset(cfg, "train")
         in_ch, channel_names = resolve_in_channels(cfg, datasets["train"])
         normalization = dataset_normalization(datasets["train"], in_ch)
+        channel_info = getattr(datasets["train"], "channel_info", None)
     else:
         in_ch = len(channel_names)
         with open_dict(cfg):
@@ -131,7 +134,7 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
     couplings = build_couplings(cfg, tasks)
     target_keys = getattr(datasets.get("train"), "target_keys", None)
     check_monitor(cfg, bind_tasks(tasks, target_keys), list(couplings))
-    return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization)
+    return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization, channel_info)
 
 
 def check_experiment(cfg: DictConfig) -> str | None:
