@@ -1,5 +1,5 @@
 """``mtdense`` verbs of the precipitation domain: ``data synth-precip``, ``data prepare-precip``, ``demo``,
-``predict-scene``.
+``predict-scene``, ``report``, ``gpi``.
 
 Imports only argparse at start-up; each verb imports its implementation when it runs.
 """
@@ -46,6 +46,21 @@ def _predict_scene(args: argparse.Namespace) -> int:
                                batch_size=args.batch_size, flip_tta=args.flip_tta, device=args.device,
                                mask_space=not args.keep_space, geotiff=args.geotiff):
         print(path)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mtdense.domains.precip.report import write_report
+
+    out = args.out or f"{args.checkpoint}/report_{args.split}"
+    print(f"report: {write_report(args.checkpoint, out, args.split, args.device)}")
+    return 0
+
+
+def _gpi(args: argparse.Namespace) -> int:
+    from mtdense.domains.precip.gpi_baseline import gpi_baseline_scores
+
+    print(json.dumps(gpi_baseline_scores(args.store, args.split, args.band, args.threshold_k, args.rate), indent=1))
     return 0
 
 
@@ -100,3 +115,21 @@ def add_commands(commands, data) -> None:
     sp.add_argument("--geotiff", action="store_true", help="also write the rain classes as GeoTIFF (regular grids)")
     sp.add_argument("--keep-space", action="store_true", help="HSD: do not mask pixels off the earth disk")
     sp.set_defaults(run=_predict_scene)
+
+    sp = commands.add_parser("report", help="verification report of a precipitation run (maps, scores, diagrams)",
+                             description="Scores (POD/FAR/CSI/F1/bias/HSS/ETS, N/CC/RMSE/bias, Brier, ROC AUC) next to "
+                                         "the GPI-like rule, per-scan CSV, lat/lon maps, log-log scatter, "
+                                         "performance and reliability diagrams → OUT/report.md.")
+    sp.add_argument("checkpoint", metavar="RUN", help="run folder or checkpoint of a precipitation run")
+    sp.add_argument("--split", default="test")
+    sp.add_argument("--out", default=None, help="output folder (default: RUN/report_SPLIT)")
+    sp.add_argument("--device", default="cpu")
+    sp.set_defaults(run=_report)
+
+    sp = commands.add_parser("gpi", help="score the GPI-like rule (B13 < 235 K → 3 mm/h) on a tile store")
+    sp.add_argument("store", help="tile store (.h5) from prepare-precip")
+    sp.add_argument("--split", default="test")
+    sp.add_argument("--band", default="B13", help="window channel")
+    sp.add_argument("--threshold-k", type=float, default=235.0)
+    sp.add_argument("--rate", type=float, default=3.0, help="rain rate (mm/h) below the threshold")
+    sp.set_defaults(run=_gpi)
