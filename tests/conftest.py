@@ -68,14 +68,34 @@ def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
                            tile_size=16, extra_channels=["decoy_01"], val_fraction=0.25, test_fraction=0.25,
                            seed=0, min_valid_fraction=0.5)["path"]
     synth_street(root / "street", n_train=2, n_val=1, height=32, width=64, seed=5)
-    return {"precip_store": Path(store), "street_root": root / "street"}
+    return {"precip_store": Path(store), "street_root": root / "street", "satrain_root": tiny_satrain(root / "satrain")}
+
+
+def tiny_satrain(root: Path) -> Path:
+    """Tiny SatRain gridded scenes (16×16, 16 geo channels) in the exact layout: 3 training, 2
+    validation, 2 Korea testing scenes; rain where channel 13 (10.4 µm) is cold."""
+    import datetime as dt
+
+    import numpy as np
+
+    from mtdense.domains.precip.writers import write_satrain_pair
+
+    rng = np.random.default_rng(7)
+    lat, lon = 40.0 - 0.036 * np.arange(16), -100.0 + 0.036 * np.arange(16)
+    for folder, n in (("training/xs", 3), ("validation/xs", 2), ("testing/korea", 2)):
+        for k in range(n):
+            obs = rng.normal(260, 15, (16, 16, 16)).astype(np.float32)
+            rain = np.where(obs[..., 12] < 250, (250 - obs[..., 12]) / 3, 0.0)
+            write_satrain_pair(root / "gmi" / folder / "gridded", dt.datetime(2020, 1, 1 + k, 12), obs, rain, lat, lon)
+    return root
 
 
 def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
     """Overrides pointing every dataset of ``cfg`` at ``tiny_domain_data`` (small sizes)."""
     per_type = {"precip_tiles": {"path": data["precip_store"]},
                 "cityscapes": {"root": data["street_root"], "size": "[32,64]"},
-                "synthetic_shapes": {"length": 4, "size": "[16,24]"}}
+                "synthetic_shapes": {"length": 4, "size": "[16,24]"},
+                "satrain": {"root": data["satrain_root"]}}
     out = []
     for split in ("train", "val", "test"):
         section = cfg.data.get(split)

@@ -46,7 +46,7 @@ def test_mtcf_predictions_export_check_parity_and_metadata(precip_run, tmp_path,
 
 
 PRECIP_CONFIGS = ["mtcf", "multibranch_consistency", "multibranch_cbim", "multibranch", "two_stage",
-                  "single_estimation", "single_classification"]
+                  "single_estimation", "single_classification", "satrain_korea_geo"]
 
 
 @pytest.mark.slow
