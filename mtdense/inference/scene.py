@@ -29,11 +29,11 @@ def event_probability_names(tasks) -> list[str]:
 @torch.inference_mode()
 def predict_windows(predictor, array: Any, window: int | tuple[int, int] = 256, overlap: float = 0.5,
                     batch_size: int = 4, flip_tta: bool = False, probabilities: bool = True,
-                    strip_rows: int = 512) -> dict[str, np.ndarray]:
+                    strip_rows: int = 512, blend: str = "gaussian") -> dict[str, np.ndarray]:
     """``{task: H×W prediction}`` for a C×H×W array in raw units (NaN = missing input, filled
     with the training mean and reported as NaN/-1 in the outputs), plus
     ``{task}_probability`` (P(class ≥ 1)) for threshold-classification tasks when
-    ``probabilities``. The array stays in CPU memory; only ``batch_size`` windows at a time go
+    ``probabilities``. ``blend="constant"`` with ``overlap=0`` is plain tiling. The array stays in CPU memory; only ``batch_size`` windows at a time go
     to ``predictor.device``."""
     x = torch.as_tensor(np.asarray(array, dtype=np.float32))
     channels = len(predictor.channel_names)
@@ -50,7 +50,7 @@ def predict_windows(predictor, array: Any, window: int | tuple[int, int] = 256, 
         return predictor.model(normalize(batch, norm))
 
     raw = sliding_window(forward, x, window, overlap=overlap, batch_size=batch_size, device=predictor.device,
-                         flip_tta=flip_tta, pad_value=fill)
+                         flip_tta=flip_tta, pad_value=fill, blend=blend)
     out: dict[str, list[np.ndarray]] = {}
     prob_tasks = event_probability_names(predictor.tasks) if probabilities else []
     for top in range(0, x.shape[1], strip_rows):
