@@ -153,3 +153,4 @@ def test_hsd_segments_give_2d_coordinates_and_space_is_fill(two_band_run, tmp_pa
         assert np.isnan(rate.values[0][space]).all() and np.isfinite(rate.values[0][~space]).all()
         assert "B13=10.40" in ds.attrs["input_channel_wavelengths_um"]
         assert ds["time"].values[0] == np.datetime64(START)
+

@@ -25,7 +25,9 @@ def _prepare(args: argparse.Namespace) -> int:
     summary = prepare_precip(args.ahi, args.imerg, args.out, tile_size=args.tile, stride=args.stride,
                              regrid=args.regrid, min_valid_fraction=args.min_valid,
                              bands=[int(b) for b in args.bands.split(",")],
-                             extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed)
+                             extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed,
+                             val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                             label_variable=args.label_variable)
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}, default=str))
     return 0
 
@@ -86,6 +88,10 @@ def add_commands(commands, data) -> None:
     d.add_argument("--bands", default="8,9,10,11,12,13,14,15,16", help="AHI bands, comma-separated")
     d.add_argument("--extra", default="", help="extra NetCDF variables as channels, comma-separated (e.g. decoy_01)")
     d.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="fraction of half hours in the val split")
+    d.add_argument("--test-fraction", type=float, default=0.2, help="fraction of half hours in the test split")
+    d.add_argument("--label-variable", default=None,
+                   help="IMERG variable (default: precipitation in V07, precipitationCal in V06; e.g. MWprecipitation)")
     d.set_defaults(run=_prepare)
 
     sp = commands.add_parser("demo", help="the flagship demo: synthetic Himawari/IMERG → MTCF → report.md",
