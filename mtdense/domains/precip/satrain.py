@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -67,13 +67,30 @@ class SatRainScenes(Dataset):
     """SatRain gridded scenes: ``root`` (the folder holding ``gmi``/``atms``), ``sensor``,
     ``split`` (``training``, ``validation`` or ``testing``), ``subset`` (size ``xs``…``xl`` for
     training/validation, domain ``conus``/``austria``/``korea`` for testing), ``source``
-    (``geo``), ``channels``, the target-mask thresholds, and ``normalize``."""
+    (``geo``), ``channels``, the target-mask thresholds, ``normalize`` and ``transform`` (callable applied to
+    the whole sample dict last)."""
 
     target_keys = ["rain_rate"]
 
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """Two tiny SYNTHETIC scenes (8×8, 16 channels) in the SatRain layout for ``mtdense.testing``."""
+        import datetime as dt
+
+        from mtdense.domains.precip.writers import write_satrain_pair
+
+        rng = np.random.default_rng(0)
+        lat, lon = 40.0 - 0.036 * np.arange(8), -100.0 + 0.036 * np.arange(8)
+        for k in range(2):
+            obs = rng.normal(260, 15, (8, 8, 16)).astype(np.float32)
+            write_satrain_pair(Path(workdir) / "gmi" / "training" / "xs" / "gridded", dt.datetime(2020, 1, 1 + k),
+                               obs, np.clip(250 - obs[..., 12], 0, None) / 3, lat, lon)
+        return {"root": str(workdir), "split": "training", "subset": "xs"}
+
     def __init__(self, root: str | Path, split: str = "training", subset: str = "xs", sensor: str = "gmi",
                  source: str = "geo", channels: Sequence[int] = IR_CHANNELS, min_rqi: float = 0.5,
-                 min_valid_fraction: float = 0.5, normalize: bool = True):
+                 min_valid_fraction: float = 0.5, normalize: bool = True,
+                 transform: Callable[[dict], dict] | None = None):
         folder = Path(root) / sensor / split / subset / "gridded"
         if not folder.is_dir():
             raise ConfigError(f"{folder} does not exist; check root/sensor/split/subset of the SatRain layout",
@@ -86,6 +103,7 @@ class SatRainScenes(Dataset):
         self.channel_info = {n: {"description": f"SatRain {source} channel {c + 1}"} for n, c in
                              zip(self.channel_names, self.channels)}
         self.normalization = self._statistics() if normalize else None
+        self.transform = transform
 
     def _statistics(self) -> dict[str, list[float]]:
         total = np.zeros(len(self.channels))
@@ -111,6 +129,7 @@ class SatRainScenes(Dataset):
             mean, std = (np.asarray(self.normalization[k], np.float32)[:, None, None] for k in ("mean", "std"))
             image = (image - mean) / std
         image = np.nan_to_num(image, nan=0.0)
-        return {"image": torch.from_numpy(np.ascontiguousarray(image, np.float32)),
-                "targets": {"rain_rate": torch.from_numpy(rain)}, "valid": {"rain_rate": torch.from_numpy(valid)},
-                "meta": {"id": geo.stem}}
+        sample = {"image": torch.from_numpy(np.ascontiguousarray(image, np.float32)),
+                  "targets": {"rain_rate": torch.from_numpy(rain)}, "valid": {"rain_rate": torch.from_numpy(valid)},
+                  "meta": {"id": geo.stem}}
+        return self.transform(sample) if self.transform is not None else sample
