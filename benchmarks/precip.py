@@ -13,7 +13,6 @@ writes benchmarks/results/precip.md and precip.json; resumable (finished runs ar
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -29,6 +28,7 @@ from mtdense.domains.precip.synth import synth_precip
 from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.inference.predict import evaluate_checkpoint
 from mtdense.engine.trainer import Trainer
+from mtdense.strict_json import dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {  # label: config
@@ -43,11 +43,12 @@ THRESHOLDS = (0.5, 2, 5, 10)
 PROTOCOL = {"scenes": 96, "size": 128, "tile": 64, "data_seed": 1234, "epochs": 15, "batch_size": 16}
 
 
-def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, batch: int) -> dict:
+def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, batch: int,
+                precision: str = "fp32") -> dict:
     run_dir = out / f"{config}_seed{seed}"
     overrides = [f"data.{s}.path={store}" for s in ("train", "val", "test")] + [
         f"trainer.out_dir={run_dir}", f"trainer.max_epochs={epochs}", f"data.batch_size={batch}", f"seed={seed}",
-        "logging.loggers=[{type: csv}]"]
+        f"trainer.precision={precision}", "logging.loggers=[{type: csv}]"]
     cfg = load_config(ROOT / "configs" / "precip" / f"{config}.yaml", overrides)
     resume = run_dir if (run_dir / "checkpoints" / "last").is_file() else None
     tic = time.perf_counter()
@@ -55,6 +56,14 @@ def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, bat
     seconds = time.perf_counter() - tic
     test = evaluate_checkpoint(resolve_checkpoint(run_dir / "checkpoints" / "best"), "test")
     return {"metrics": test, "train_seconds": seconds}
+
+
+def write_results(res: Path, lines: list[str], summary: dict) -> None:
+    """``res``.md (the report) and ``res``.json (the numbers; undefined scores as null); print the report."""
+    res.parent.mkdir(parents=True, exist_ok=True)
+    res.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    res.with_suffix(".json").write_text(dumps(summary, indent=1))
+    print("\n".join(lines))
 
 
 def fmt(values: list[float | None]) -> str:
@@ -173,11 +182,7 @@ def main():
         "The seed paper (Yang et al. 2021) reports F1 gains of 3.2 / 3.71 / 5.13 / 4.04 % at 0.5 / 2 / 5 / 10 mm/h "
         "over its baseline on real data (whether absolute or relative is not stated).",
     ]
-    res = Path(args.results)
-    res.parent.mkdir(parents=True, exist_ok=True)
-    res.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    res.with_suffix(".json").write_text(json.dumps(summary, indent=1))
-    print("\n".join(lines))
+    write_results(Path(args.results), lines, summary)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from mtdense.errors import ConfigError, RegistryError, closest
+from mtdense.errors import ConfigError
 
 
 def build_model(cfg: Mapping[str, Any] | str | Path, in_channels: int | None = None):
@@ -46,13 +46,7 @@ def load(run_or_checkpoint: str | Path, device: str = "cpu"):
 def list_plugins(kind: str | None = None, pattern: str | None = None) -> dict[str, list[str]]:
     """``{kind: [names]}`` for every kind, or only ``kind`` (singular or plural: "loss",
     "losses"), names filtered by a shell ``pattern`` such as ``"mit_*"``."""
-    from mtdense.registry import ALL_REGISTRIES
+    from mtdense.registry import ALL_REGISTRIES, registry_of
 
-    if kind is None:
-        return {k: reg.names(pattern) for k, reg in ALL_REGISTRIES.items()}
-    plural = {k + ("es" if k.endswith("s") else "s"): k for k in ALL_REGISTRIES}
-    singular = plural.get(kind, kind)
-    if singular not in ALL_REGISTRIES:
-        raise RegistryError(f"unknown plugin kind {kind!r}{closest(kind, [*ALL_REGISTRIES, *plural])}; "
-                            f"kinds: {', '.join(ALL_REGISTRIES)}")
-    return {singular: ALL_REGISTRIES[singular].names(pattern)}
+    registries = ALL_REGISTRIES.values() if kind is None else [registry_of(kind)]
+    return {reg.kind: reg.names(pattern) for reg in registries}

@@ -15,15 +15,40 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+
+from mtdense.strict_json import dumps
+
+
+def _run_config(resume: str) -> str:
+    """The ``config.yaml`` of the run that ``resume`` (a run folder, a checkpoint folder or file, or a
+    pointer) belongs to: the first one found in it or up to three folders above."""
+    from pathlib import Path
+
+    from mtdense.errors import ConfigError
+
+    start = Path(resume).absolute()
+    for folder in [start, *start.parents][:4]:
+        if (folder / "config.yaml").is_file():
+            return str(folder / "config.yaml")
+    raise ConfigError(f"{resume}: no config.yaml in this run folder or above it; pass the experiment YAML: "
+                      f"mtdense train CONFIG --resume {resume}")
 
 
 def _train(args) -> int:
     from mtdense.config import load_config
     from mtdense.engine.trainer import Trainer
 
-    cfg = load_config(args.config, args.overrides)
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and args.resume:  # `train KEY=VALUE --resume RUN`
+        config, overrides = None, [config, *overrides]
+    if config is None:
+        if not args.resume:
+            raise SystemExit("mtdense train: error: give CONFIG (an experiment YAML), or --resume RUN")
+        config = _run_config(args.resume)
+    cfg = load_config(config, overrides)
     metrics = Trainer(cfg).fit(resume=args.resume)
-    print(json.dumps(metrics, indent=1))
+    print(dumps(metrics, indent=1))
     return 0
 
 
@@ -31,7 +56,7 @@ def _evaluate(args) -> int:
     from mtdense.inference.predict import evaluate_checkpoint
 
     metrics = evaluate_checkpoint(args.checkpoint, args.split, args.overrides)
-    text = json.dumps(metrics, indent=1)
+    text = dumps(metrics, indent=1)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
@@ -93,7 +118,7 @@ def _registry_list(args) -> int:
     from mtdense.registry import ALL_REGISTRIES
 
     for kind in _registry_kind(args.kind):
-        print(f"{kind}: {', '.join(ALL_REGISTRIES[kind].names(args.pattern)) or '(none)'}")
+        print(f"{kind}: {', '.join(ALL_REGISTRIES[kind].listed_names(args.pattern)) or '(none)'}")
     return 0
 
 
@@ -158,10 +183,11 @@ def _overrides(sp: argparse.ArgumentParser) -> None:
 def _core_commands(sub, data) -> None:
     sp = sub.add_parser("train", help="train a model from an experiment YAML",
                         description="Train from CONFIG; the resolved config and checkpoints go to trainer.out_dir.")
-    sp.add_argument("config", help="experiment YAML, e.g. configs/precip/mtcf.yaml (shipped configs work from "
-                                   "any directory as precip/mtcf.yaml)")
+    sp.add_argument("config", nargs="?", help="experiment YAML, e.g. configs/precip/mtcf.yaml (shipped configs work "
+                                              "from any directory as precip/mtcf.yaml); optional with --resume, "
+                                              "which then uses the run folder's config.yaml")
     _overrides(sp)
-    sp.add_argument("--resume", metavar="PATH", help="run folder or checkpoint to continue from (exactly)")
+    sp.add_argument("--resume", metavar="RUN", help="run folder or checkpoint to continue from (exactly)")
     sp.set_defaults(run=_train)
 
     sp = sub.add_parser("evaluate", help="evaluate a checkpoint on a split",
@@ -261,16 +287,48 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``KEY=VALUE`` overrides may stand anywhere on it (after the verb),
+    also after options: argparse leaves them over and they join the verb's overrides."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def user_message(exc: BaseException) -> str:
+    """One line for ``exc``. An error raised in a DataLoader worker arrives re-raised with the
+    worker's traceback in its message; the original message is the traceback's last line."""
+    text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+    if "Original Traceback" not in text:
+        return " ".join(str(exc).split())
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    name, _, message = last.partition(": ")
+    return " ".join((message if message and name.replace(".", "").isidentifier() else last).split())
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as ``mtdense: warning: ...`` (the source line only with --debug)."""
+    print(f"mtdense: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     from mtdense.errors import MtdenseError
+
+    if not args.debug:
+        warnings.showwarning = _one_line_warning
 
     try:
         return args.run(args)
     except (MtdenseError, OSError) as exc:
         if args.debug:
             raise
-        print(f"mtdense: error: {exc}", file=sys.stderr)
+        print(f"mtdense: error: {user_message(exc)}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
 
 

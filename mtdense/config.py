@@ -45,8 +45,9 @@ TRAINER_OPTIONS: dict[str, Option] = {
     "min_lr_ratio": Option(0.0, "float", minimum=0, maximum=1),
     "accumulate": Option(1, "int", minimum=1),
     "grad_clip": Option(None, "float", above=0, nullable=True, hint="null turns clipping off"),
-    "precision": Option("fp32", "str", choices=("fp32", "bf16")),  # torch.autocast; bf16 runs on CPU and CUDA
-    "channels_last": Option(False, "bool"),
+    # auto: bf16 autocast (+ channels_last) where supported, fp16 + GradScaler on CUDA without bf16
+    "precision": Option("auto", "str", choices=("auto", "fp32", "bf16", "fp16")),
+    "channels_last": Option("auto", "choice", choices=("auto", True, False)),  # auto: on with autocast
     "compile": Option(False, "bool"),
     "deterministic": Option(True, "bool"),
     "out_dir": Option("runs/${meta.name}", "str"),
@@ -135,13 +136,10 @@ def set_key(data: dict, key: str, value: Any) -> None:
         here = ".".join(parents[: depth + 1])
         if isinstance(node, list):
             node = node[_index(node, part, here)]
-        elif isinstance(node, dict):
+        else:
             if node.get(part) is None:
                 node[part] = {}
             node = node[part]
-        else:
-            raise ConfigError(f"is a value ({node!r}), not a section; set {'.'.join(parents[:depth])} instead",
-                              key=".".join(parents[:depth]) or part)
         if not isinstance(node, (dict, list)):
             raise ConfigError(f"is a value ({node!r}), not a section; cannot set {key}", key=here)
     if isinstance(node, list):
@@ -177,9 +175,9 @@ def resolve_data_paths(cfg: DictConfig, base: Path | None = None) -> None:
         section = cfg.data.get(split)
         if isinstance(section, DictConfig):
             for key in list(section.keys()):
-                node = section._get_node(key)
-                if _is_path_key(str(key)) and isinstance(node._value(), str) and not OmegaConf.is_interpolation(section, key):
-                    path = Path(node._value()).expanduser()
+                if _is_path_key(str(key)) and not OmegaConf.is_interpolation(section, key) \
+                        and isinstance(section[key], str):
+                    path = Path(section[key]).expanduser()
                     section[key] = str(path if path.is_absolute() else (base / path).resolve())
 
 
@@ -207,7 +205,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> DictConfig:
     cfg.setdefault("meta", {})
     cfg.meta.setdefault("name", path.stem)
     cfg.meta.setdefault("config_path", str(path))
-    cfg = validate(cfg, source=str(path))
+    cfg = validate(cfg)
     resolve_data_paths(cfg)
     return cfg
 
@@ -217,7 +215,7 @@ def from_dict(data: Mapping[str, Any]) -> DictConfig:
     cfg = OmegaConf.create(dict(data))
     cfg.setdefault("meta", {})
     cfg.meta.setdefault("name", "experiment")
-    cfg = validate(cfg, source="<dict>")
+    cfg = validate(cfg)
     resolve_data_paths(cfg)
     return cfg
 
@@ -237,10 +235,18 @@ def _value(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"cannot resolve: {exc}".replace("\n", " "), key=key) from exc
 
 
-def validate(cfg: DictConfig, source: str = "<config>") -> DictConfig:
-    """Fill engine defaults and check the fixed structure, types and ranges, naming key paths.
+def validate(cfg: DictConfig, where: str | None = None) -> DictConfig:
+    """Fill engine defaults and check the fixed structure, types and ranges, naming key paths;
+    ``where`` (e.g. a bench grid's variant) is added to an error as ``(in …)``."""
+    try:
+        return _validate(cfg)
+    except ConfigError as exc:
+        if where is None:
+            raise
+        raise type(exc)(f"{exc.message} (in {where})", key=exc.key) from None
 
-    ``source`` is kept for callers that name where a config came from; errors name the key."""
+
+def _validate(cfg: DictConfig) -> DictConfig:
     for key in cfg:
         if key not in SECTIONS:
             raise ConfigError(f"unknown top-level section{closest(key, SECTIONS)}; accepted: {', '.join(SECTIONS)}",

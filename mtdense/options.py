@@ -32,12 +32,14 @@ def type_problem(value: Any, kind: str, nullable: bool = False) -> str | None:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     elif kind == "list":
         ok = isinstance(value, (list, tuple, ListConfig))
+    elif kind == "choice":  # one of ``choices``, of any type (checked with the range)
+        ok = True
     else:
         ok = isinstance(value, str)
     return None if ok else f"must be {_NAMES[kind]}, got {value!r}"
 
 
-_NAMES = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "text", "list": "a list"}
+_NAMES = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "text", "list": "a list", "choice": "one of the choices"}
 
 
 def annotation_kind(annotation: Any) -> tuple[str, bool] | None:

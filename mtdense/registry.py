@@ -17,11 +17,17 @@ Where plugins come from (mmengine's ``locations`` idea, made explicit):
 
 A module that fails to import produces a warning naming it; the failure is remembered and
 shown again when a name of that kind is asked for and not found. Unrelated lookups still work.
+
+Listing (``mtdense registry list``) reads the ``@REGISTRY.register("name")`` decorators from a
+location's source (``ast``) instead of importing it, so it starts without importing torch; a
+module whose registrations are not literal names (or constants of the module) is imported.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import inspect
 import warnings
 from importlib.metadata import entry_points
@@ -85,6 +91,38 @@ def load_plugins() -> None:
     PLUGINS.modules()
 
 
+def static_registrations(module: str) -> dict[str, list[str]] | None:
+    """``{registry variable: [names]}`` that ``module`` registers by decorator, read from its source
+    without importing it; ``None`` when the source is unavailable or a name is not a literal (or a
+    module-level string constant)."""
+    try:
+        spec = importlib.util.find_spec(module)
+        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else None
+        tree = ast.parse(source) if source is not None else None
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return None
+    if tree is None:
+        return None
+    constants = {node.targets[0].id: node.value.value for node in tree.body
+                 if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+    found: dict[str, list[str]] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "register"):
+            continue
+        arg = node.args[0] if len(node.args) == 1 and not node.keywords else None
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            name = arg.value
+        elif isinstance(arg, ast.Name) and arg.id in constants:
+            name = constants[arg.id]
+        else:
+            return None
+        if not isinstance(node.func.value, ast.Name):
+            return None
+        found.setdefault(node.func.value.id, []).append(name)
+    return found
+
+
 def _accepted_options(fn: Callable) -> tuple[list[str], bool, list[str]]:
     """Keyword names ``fn`` accepts, whether it takes ``**kwargs``, and the required ones.
 
@@ -107,9 +145,16 @@ def _accepted_options(fn: Callable) -> tuple[list[str], bool, list[str]]:
             names.append(name)
             if p.default is p.empty:
                 required.append(name)
-    if inspect.isclass(fn) and fn.__init__ is object.__init__:
-        var_kw = False
+    if inspect.isclass(fn) and _inherits_generic_init(fn):
+        return [], False, []
     return names, var_kw, required
+
+
+def _inherits_generic_init(cls: type) -> bool:
+    """Whether ``cls`` takes its ``__init__`` from ``object`` or ``torch.nn.Module`` (whose
+    ``*args, **kwargs`` would accept any option and fail later with a TypeError)."""
+    definer = next(k for k in cls.__mro__ if "__init__" in vars(k))
+    return definer is object or (definer.__module__, definer.__qualname__) == ("torch.nn.modules.module", "Module")
 
 
 def _check_scalar_types(fn: Callable, options: Mapping[str, Any], where: str) -> None:
@@ -169,7 +214,25 @@ class Registry:
     def names(self, pattern: str | None = None) -> list[str]:
         """Registered names, optionally filtered by a shell pattern (``"mit_*"``)."""
         self._ensure_imported()
-        names = sorted(self._table)
+        return self._filter(sorted(self._table), pattern)
+
+    def listed_names(self, pattern: str | None = None) -> list[str]:
+        """``names(pattern)`` read from the locations' sources where possible (no import: fast
+        start-up for listing); modules whose registrations cannot be read statically are imported."""
+        variables = {var: reg for var, reg in globals().items() if isinstance(reg, Registry)}
+        names = set(self._table)
+        for module in (*self.locations, *PLUGINS.locations(self.kind)):
+            found = None if module in self._imported else static_registrations(module)
+            if found is None or any(var not in variables for var in found):
+                if module not in self._imported and PLUGINS.try_import(module, f"{self.kind} plugins") is not None:
+                    self._imported.add(module)
+                names |= set(self._table)
+            else:
+                names |= {n for var, ns in found.items() if variables[var] is self for n in ns}
+        return self._filter(sorted(names), pattern)
+
+    @staticmethod
+    def _filter(names: list[str], pattern: str | None) -> list[str]:
         if pattern:
             import fnmatch
 
@@ -246,19 +309,19 @@ class Registry:
         return f"Registry({self.kind!r}, {len(self._table)} registered)"
 
 
-BACKBONES = Registry("backbone", ["mtdense.models.backbones"])
-DECODERS = Registry("decoder", ["mtdense.models.decoders"])
+BACKBONES = Registry("backbone", ["mtdense.models.backbones", "mtdense.models.mit"])
+DECODERS = Registry("decoder", ["mtdense.models.decoders", "mtdense.models.all_mlp_decoder"])
 HEADS = Registry("head", ["mtdense.models.heads"])
 INTERACTIONS = Registry("interaction", [f"mtdense.models.interactions.{m}" for m in (
     "identity", "cbim", "ccam", "cross_stitch", "mtan", "mtlsegformer", "padnet")])
 TASKS = Registry("task", [f"mtdense.tasks.{m}" for m in ("segmentation", "regression", "threshold_classification")])
-LOSSES = Registry("loss", ["mtdense.losses.pixel_losses"])
-COUPLINGS = Registry("coupling", ["mtdense.losses.consistency"])
+LOSSES = Registry("loss", ["mtdense.losses.pixel_losses", "mtdense.losses.thin_structures"])
+COUPLINGS = Registry("coupling", ["mtdense.losses.consistency", "mtdense.losses.teacher_losses"])
 BALANCERS = Registry("balancer", [f"mtdense.balancing.{m}" for m in (
     "fixed", "uncertainty", "dwa", "gradnorm", "rlw", "famo", "pcgrad", "cagrad", "imtl", "aligned_mtl")])
-METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation")])
-DATASETS = Registry("dataset", ["mtdense.data.synth_shapes"])
-LOGGERS = Registry("logger", ["mtdense.engine.loggers"])
+METRICS = Registry("metric", [f"mtdense.metrics.{m}" for m in ("segmentation", "depth", "precipitation", "line_detection")])
+DATASETS = Registry("dataset", ["mtdense.data.synth_shapes", "mtdense.data.semisup"])
+LOGGERS = Registry("logger", ["mtdense.engine.loggers", "mtdense.engine.console"])
 TEACHERS = Registry("teacher", ["mtdense.engine.teachers"])
 HOOKS = Registry("hook")
 TRANSFORMS = Registry("transform", ["mtdense.data.joint_transforms"])
@@ -269,3 +332,14 @@ ALL_REGISTRIES: dict[str, Registry] = {
     for r in (BACKBONES, DECODERS, HEADS, INTERACTIONS, TASKS, LOSSES, COUPLINGS, BALANCERS, METRICS, DATASETS, LOGGERS,
               TEACHERS, HOOKS, TRANSFORMS, BATCH_TRANSFORMS)
 }
+
+
+def registry_of(kind: str) -> Registry:
+    """The registry of ``kind``, singular or plural ("loss", "losses"); a RegistryError with a
+    did-you-mean hint for an unknown kind."""
+    plural = {k + ("es" if k.endswith("s") else "s"): k for k in ALL_REGISTRIES}
+    singular = plural.get(kind, kind)
+    if singular not in ALL_REGISTRIES:
+        raise RegistryError(f"unknown plugin kind {kind!r}{closest(kind, [*ALL_REGISTRIES, *plural])}; "
+                            f"kinds: {', '.join(ALL_REGISTRIES)}")
+    return ALL_REGISTRIES[singular]

@@ -57,7 +57,8 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
-    """A tiny SYNTHETIC precipitation tile store and street-scene folder (about a second)."""
+    """A tiny SYNTHETIC precipitation tile store, street-scene and crop-field folder (about a second)."""
+    from mtdense.domains.agri.synth import synth_agri
     from mtdense.domains.precip.prepare import prepare_precip
     from mtdense.domains.precip.synth import synth_precip
     from mtdense.domains.street.synth import synth_street
@@ -67,8 +68,10 @@ def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
     store = prepare_precip(root / "precip" / "ahi", root / "precip" / "imerg", root / "precip" / "store.h5",
                            tile_size=16, extra_channels=["decoy_01"], val_fraction=0.25, test_fraction=0.25,
                            seed=0, min_valid_fraction=0.5)["path"]
-    synth_street(root / "street", n_train=2, n_val=1, height=32, width=64, seed=5)
-    return {"precip_store": Path(store), "street_root": root / "street", "satrain_root": tiny_satrain(root / "satrain")}
+    synth_street(root / "street", n_train=8, n_val=2, height=32, width=64, seed=5)
+    synth_agri(root / "agri", {"train": 2, "val": 1}, height=32, width=40, seed=6)
+    return {"precip_store": Path(store), "street_root": root / "street", "agri_root": root / "agri",
+            "satrain_root": tiny_satrain(root / "satrain")}
 
 
 def tiny_satrain(root: Path) -> Path:
@@ -91,18 +94,40 @@ def tiny_satrain(root: Path) -> Path:
 
 
 def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
-    """Overrides pointing every dataset of ``cfg`` at ``tiny_domain_data`` (small sizes)."""
+    """Overrides pointing every dataset of ``cfg`` at ``tiny_domain_data`` (small sizes); the
+    ``semisup`` wrapper's labelled and unlabelled datasets are pointed there too."""
     per_type = {"precip_tiles": {"path": data["precip_store"]},
-                "cityscapes": {"root": data["street_root"], "size": "[32,64]"},
+                "cityscapes": {"root": data["street_root"], "size": "[32,64]", "split": "train"},
                 "synthetic_shapes": {"length": 4, "size": "[16,24]"},
+                "agri_fields": {"root": data["agri_root"]},
                 "satrain": {"root": data["satrain_root"]}}
-    out = []
-    for split in ("train", "val", "test"):
-        section = cfg.data.get(split)
-        if section is not None:
-            assert section.type in per_type, f"add tiny data for dataset type {section.type!r} to conftest"
-            out += [f"data.{split}.{k}={v}" for k, v in per_type[section.type].items()]
-    return out
+
+    def section(prefix: str, node) -> list[str]:
+        if node.type == "semisup":
+            return [f"{prefix}.label_fraction=0.5"] + [o for part in ("labelled", "unlabelled") if node.get(part)
+                                                       for o in section(f"{prefix}.{part}", node[part])]
+        assert node.type in per_type, f"add tiny data for dataset type {node.type!r} to conftest"
+        options = dict(per_type[node.type])
+        if prefix.endswith(".val") and node.type == "cityscapes":
+            options["split"] = "val"
+        return [f"{prefix}.{k}={v}" for k, v in options.items()]
+
+    return [o for split in ("train", "val", "test") if cfg.data.get(split) is not None
+            for o in section(f"data.{split}", cfg.data[split])]
+
+
+def fit_until_interrupted(trainer, stop_at: int) -> None:
+    """Run ``trainer.fit()`` and stop it (KeyboardInterrupt) when ``stop_at`` optimizer steps are done."""
+    original = trainer.train_step
+
+    def interrupting(micro):
+        if trainer.global_step == stop_at:
+            raise KeyboardInterrupt
+        return original(micro)
+
+    trainer.train_step = interrupting
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,7 @@ def test_postprocessing_of_gated_rain_rate_and_threshold_classes():
                                   "target_transform": "log1p", "gate": {"task": "rain_class", "threshold": 0.4}},
                                  name="rain_rate")})
     classes = tasks["rain_class"].postprocessing()
-    assert classes["thresholds"] == [0.1, 2.0] and classes["class_names"] == ["<0.1", ">=0.1", ">=2"]
+    assert classes["thresholds"] == [0.1, 2.0] and classes["class_names"] == ["below_0.1", "0.1-2", "2_plus"]
     assert classes["type"] == "threshold_classification" and classes["out_channels"] == 3
     assert tasks["rain_rate"].postprocessing()["rule"] == "min(expm1(relu(raw)), 300) * 1[P(rain_class class >= 1) >= 0.4]"
 
@@ -97,7 +97,7 @@ def test_predict_applies_normalization_to_raw_input(run):
     raw = x * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = predictions(predictor.tasks, predictor.model(x))
-    got = predictor.predict(raw.numpy())                              # numpy B×C×H×W in → numpy out
+    got = predictor.predict(raw.numpy().astype(">f8"))                # numpy B×C×H×W (big-endian) in → numpy out
     assert isinstance(got["height"], np.ndarray) and got["semantic"].shape == (2, 16, 24)
     np.testing.assert_array_equal(got["semantic"], expected["semantic"].numpy())
     np.testing.assert_allclose(got["height"], expected["height"].numpy(), rtol=1e-4, atol=1e-5)
@@ -181,3 +181,18 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert pred["semantic"].shape == (32, 48) and pred["semantic"].dtype == np.int64
     assert set(np.unique(pred["semantic"])) <= {0, 1, 2} and (pred["height"] >= 0).all()
     assert namespace["model"](torch.zeros(1, 4, 16, 16))["rain"].shape == (1, 1, 16, 16)
+
+
+def test_dataset_normalization_is_checked_and_its_absence_is_said():
+    from mtdense.data.normalization import dataset_normalization, normalize
+
+    class Declared:
+        normalization = {"mean": (1, 2), "std": [2.0, 4.0]}
+
+    assert dataset_normalization(Declared(), 2) == {"mean": [1.0, 2.0], "std": [2.0, 4.0]}
+    x = torch.tensor([3.0, 10.0]).view(1, 2, 1, 1)
+    assert normalize(x, Declared.normalization).flatten().tolist() == [1.0, 2.0]   # (3-1)/2, (10-2)/4
+    with pytest.raises(ConfigError, match="Declared.normalization: mean has 2 values for 3 input channels"):
+        dataset_normalization(Declared(), 3)
+    with pytest.warns(UserWarning, match="object does not declare `normalization`"):
+        assert dataset_normalization(object(), 3) is None

@@ -18,7 +18,7 @@ from mtdense.bench.runner import run_bench
 from mtdense.config import from_dict
 from mtdense.engine.builder import build_experiment
 from mtdense.engine.trainer import Trainer
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, DataError
 
 
 def write_grid(folder, seeds=2, epochs=1, axes=None):
@@ -115,7 +115,7 @@ def test_results_file_is_strict_json_and_names_bad_lines(tmp_path):
     assert [json.loads(line)["x"] for line in store.path.read_text().splitlines()] == [None, 1.5]
     with open(store.path, "a") as f:
         f.write('{"key": "a/b/seed2", "x": 1\n')  # a truncated line
-    with pytest.raises(ConfigError, match=r"results.jsonl:3: not a bench result line"):
+    with pytest.raises(DataError, match=r"results.jsonl:3: not a bench result line"):
         store.read()
 
 

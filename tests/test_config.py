@@ -43,7 +43,7 @@ def test_trainer_typo_names_key_and_suggestion(cfg_dir):
 def test_unknown_section_and_bad_value(cfg_dir):
     with pytest.raises(ConfigError, match=r"trainr: unknown top-level section \(did you mean 'trainer'\?\)"):
         load_config(cfg_dir / "exp.yaml", ["trainr.lr=1"])
-    with pytest.raises(ConfigError, match=r"trainer.precision: 'fp8' is not one of fp32, bf16"):
+    with pytest.raises(ConfigError, match=r"trainer.precision: 'fp8' is not one of auto, fp32, bf16, fp16"):
         load_config(cfg_dir / "exp.yaml", ["trainer.precision=fp8"])
     with pytest.raises(ConfigError, match=r"data.batch_size: must be >= 1, got 0"):
         load_config(cfg_dir / "exp.yaml", ["data.batch_size=0"])
@@ -152,3 +152,49 @@ def test_plugin_scalar_options_are_type_checked():
     with pytest.raises(ConfigError, match=r"^tasks.a.loss.gamma: must be a finite number, got True$"):
         LOSSES.build({"type": "focal", "gamma": True}, "tasks.a.loss")
     assert LOSSES.build({"type": "focal", "gamma": 2}, "tasks.a.loss").gamma == 2  # an int is a number
+
+
+def test_plugin_without_its_own_init_rejects_unknown_options():
+    from torch import nn
+
+    from mtdense.registry import Registry
+
+    reg = Registry("head")
+
+    @reg.register("bare")
+    class Bare(nn.Module):  # nn.Module.__init__(self, *args, **kwargs) is inherited
+        pass
+
+    @reg.register("plain")
+    class Plain:  # object.__init__ accepts nothing
+        pass
+
+    for name in ("bare", "plain"):
+        with pytest.raises(ConfigError, match=rf"^model.head.widht: unknown option for head '{name}'"):
+            reg.build({"type": name, "widht": 3}, "model.head")
+
+
+@pytest.mark.slow
+def test_a_saved_run_evaluates_from_any_directory(tiny_domain_data, tmp_path, monkeypatch):
+    import shutil
+
+    from mtdense.cli import main
+    from mtdense.engine.trainer import Trainer
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(tiny_domain_data["precip_store"], project / "data" / "tiles.h5")
+    monkeypatch.chdir(project)  # the config names the store relative to the project folder
+    cfg = load_config("precip/single_estimation.yaml",
+                      [f"data.{s}.path=data/tiles.h5" for s in ("train", "val", "test")] +
+                      ["trainer.max_epochs=1", "trainer.max_steps_per_epoch=1", "data.batch_size=2",
+                       "logging.loggers=[]", "trainer.out_dir=runs/r"])
+    Trainer(cfg).fit()
+    monkeypatch.chdir(elsewhere)
+    assert main(["evaluate", str(project / "runs" / "r"), "--split", "test"]) == 0
+
+
+def test_an_override_below_a_value_is_one_line(cfg_dir):
+    with pytest.raises(ConfigError, match=r"^trainer.lr: is a value \(0.01\), not a section; cannot set trainer.lr.x$"):
+        load_config(cfg_dir / "exp.yaml", ["trainer.lr.x=1"])

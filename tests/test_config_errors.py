@@ -116,7 +116,7 @@ CASES = [
     (STREET, ["model.decoder.upsample=cubic"], "model.decoder.upsample", "is not one of bilinear, transpose"),
     (STREET, ["model.decoder.widths=[8]"], "model.decoder.widths", "needs 3 entries"),
     (STREET, ["model.head.norm=layer"], "model.head.norm", "is not one of"),
-    (STREET, ["data.batch_size=64"], "data.batch_size", "exceeds the 2 training samples"),
+    (STREET, ["data.batch_size=64"], "data.batch_size", "exceeds the 8 training samples"),
     # checked when the experiment is built (issue 8, item 3)
     pytest.param(PRECIP, ["tasks.rain_rate.metrics.0.thresholds=[-1]"], "tasks.rain_rate.metrics.0.thresholds",
                  "positive rain rates"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import fit_until_interrupted, tiny_config
 from torch import nn
 
 from mtdense.config import from_dict
@@ -112,17 +112,7 @@ def test_resume_with_ema_teacher_is_exact(tmp_path):
 
     full = Trainer(from_dict(config(tmp_path / "full")))
     full_metrics = full.fit()
-    part = Trainer(from_dict(config(tmp_path / "part")))
-    original = part.train_step
-
-    def interrupting(micro):
-        if part.global_step == 3:
-            raise KeyboardInterrupt
-        return original(micro)
-
-    part.train_step = interrupting
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
+    fit_until_interrupted(Trainer(from_dict(config(tmp_path / "part"))), stop_at=3)
     resumed = Trainer(from_dict(config(tmp_path / "part")))
     resumed_metrics = resumed.fit(resume=tmp_path / "part")
     for name, value in full.teachers["mean"].state_dict().items():

@@ -23,10 +23,11 @@ EXPECTED = {
     "pod@2": 0.5, "far@2": 2 / 3, "csi@2": 0.25, "f1@2": 0.4, "bias@2": 1.5,
     "pod@5": 1.0, "far@5": 0.5, "csi@5": 0.5, "f1@5": 2 / 3, "bias@5": 2.0,
     "pod@10": 1.0, "far@10": 0.0, "csi@10": 1.0, "f1@10": 1.0, "bias@10": 1.0,
+    "nonfinite_pred": 0.0,  # no NaN/Inf prediction at a valid pixel
 }
 # differences p - o = [-0.4, 0.1, 2, 1, -1.5, 6]
 CONTINUOUS = {"me": 7.2 / 6, "mae": 11.0 / 6, "rmse": math.sqrt(43.42 / 6), "rbias": 100 * 7.2 / 15.4,
-              "cc": float(np.corrcoef([0, 0.6, 3, 12, 1, 6], [0.4, 0.5, 1, 11, 2.5, 0])[0, 1])}
+              "cc": float(np.corrcoef([0, 0.6, 3, 12, 1, 6], [0.4, 0.5, 1, 11, 2.5, 0])[0, 1]), "nonfinite_pred": 0.0}
 
 
 def test_contingency_table_and_scores():
@@ -79,7 +80,8 @@ def test_batched_images_and_undefined_scores():
 def test_registry_and_bad_thresholds():
     m = METRICS.build({"type": "precip_categorical", "thresholds": [0.1, 10]})
     m.update(PRED, TARG, VALID)
-    assert set(m.compute()) == {f"{s}@{t}" for s in ("pod", "far", "csi", "f1", "bias") for t in ("0.1", "10")}
+    assert set(m.compute()) == {f"{s}@{t}" for s in ("pod", "far", "csi", "f1", "bias") for t in ("0.1", "10")} | {
+        "nonfinite_pred"}
     assert isinstance(METRICS.build("precipitation"), Precipitation)
     with pytest.raises(ConfigError, match="thresholds"):
         PrecipCategorical(thresholds=[0.0, 1.0])

@@ -82,6 +82,7 @@ print("lazy ok")
 """
 
 
+@pytest.mark.slow
 def test_every_kind_imports_its_plugins_lazily():
     # A fresh interpreter: in this process other tests have already imported the plugins.
     proc = subprocess.run([sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, timeout=120)

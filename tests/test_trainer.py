@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import h5py
+import torch
 import pytest
 from safetensors.torch import load_file
 
-from conftest import tiny_config
+from conftest import fit_until_interrupted, tiny_config
 from mtdense.cli import main
 from mtdense.config import from_dict
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
@@ -47,16 +48,7 @@ def test_resume_is_exact(tmp_path, interrupt, balancer):
     part = Trainer(from_dict(part_cfg))
     # stop early: after 1 epoch, or after 3 optimizer steps (inside epoch 2, 2 steps per epoch)
     stop_at = part.steps_per_epoch if interrupt == "epoch" else 3
-    original = part.train_step
-
-    def interrupting(micro):
-        if part.global_step == stop_at:
-            raise KeyboardInterrupt
-        return original(micro)
-
-    part.train_step = interrupting
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
+    fit_until_interrupted(part, stop_at)
     assert read_checkpoint(tmp_path / "part", with_state=True)["state"]["global_step"] == stop_at
 
     resumed = Trainer(from_dict(part_cfg))
@@ -100,6 +92,7 @@ def test_nan_loss_stops_with_a_message(tmp_path):
     batch["targets"]["height"][0, 5, 5] = float("nan")
     with pytest.raises(TrainingError) as err:
         trainer.train_step([batch])
+        trainer.check_finite()  # non-finite losses are checked once per logging interval, not per step
     msg = str(err.value)
     assert "non-finite loss for height" in msg and "shapes_" in msg and "lower trainer.lr" in msg
 
@@ -144,3 +137,61 @@ def test_registry_list_shows_every_kind(capsys):
     for kind in ("backbone", "decoder", "head", "interaction", "task", "loss", "coupling", "balancer",
                  "metric", "dataset", "logger"):
         assert f"\n{kind}: " in "\n" + out
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o007])
+def test_checkpoint_files_follow_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        folder = Trainer(from_dict(tiny_config(tmp_path / "run"))).save()
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "trainer_state.pt"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+class HostSyncs:
+    """Counts tensor → Python transfers (what blocks on a GPU) made inside the ``with`` block.
+    The optimizer's step counters are excluded: torch keeps them on the CPU by design."""
+
+    SYNCS = {torch.Tensor.item, torch.Tensor.__bool__, torch.Tensor.__float__, torch.Tensor.__int__,
+             torch.Tensor.tolist, torch.Tensor.cpu, torch.Tensor.numpy}
+
+    def __enter__(self):
+        import traceback
+
+        from torch.overrides import TorchFunctionMode
+
+        calls = self.calls = []
+
+        class Mode(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                if func in HostSyncs.SYNCS:
+                    caller = traceback.extract_stack()[-2]
+                    if "torch/optim/" not in caller.filename:
+                        calls.append(f"{func.__name__} at {caller.filename}:{caller.lineno}")
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode()
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.mode.__exit__(*exc)
+
+
+def test_training_steps_do_not_synchronise_with_the_host(tmp_path):
+    trainer = Trainer(from_dict(tiny_config(tmp_path, grad_clip=1.0)))
+    batch = next(iter(trainer._loader("train", shuffle=True)))
+    trainer.train_step([batch])
+    with HostSyncs() as syncs:
+        steps = [trainer.train_step([batch, batch]) for _ in range(3)]  # with gradient accumulation
+    assert syncs.calls == []
+    with HostSyncs() as syncs:
+        logged = trainer.check_finite(steps[-1])  # what fit calls once per logging interval
+    assert len(syncs.calls) == 1
+    assert set(logged) == {"loss/semantic", "loss/height", "weight/semantic", "weight/height", "grad_norm", "lr"}
+    assert all(isinstance(v, float) for v in logged.values())

@@ -37,8 +37,12 @@ Conventions every balancer follows:
   updated by the balancer itself in ``finalize`` with a small internal optimizer. Its
   parameters never go into the trainer's optimizer, and their gradients are computed from
   all-reduced step statistics, so every DDP rank keeps identical state.
-* Losses arrive unscaled by any GradScaler (bf16 autocast needs none); per-task gradients
-  are kept in float32 and combination coefficients are computed in float64.
+* Losses arrive unscaled by any GradScaler (bf16 autocast needs none); under fp16 the
+  trainer sets ``grad_scaler`` and loss-weighting balancers scale the weighted total they
+  back-propagate (``scaled``); gradient methods refuse fp16 (``supports_grad_scaler``).
+  Per-task gradients are kept in float32 and combination coefficients are computed in float64.
+* ``last_weights`` holds 0-dim tensors on the balancer's device, so logging them costs no
+  host synchronisation until they are actually written out.
 * ``backward`` returns the weights it applied. Gradient methods decide theirs in
   ``finalize``, so their ``backward`` returns the previous step's coefficients; log
   ``last_weights`` after ``finalize``.
@@ -72,6 +76,8 @@ class Balancer(nn.Module, abc.ABC):
     reduces_gradients: ClassVar[bool] = False
     #: True: k micro-batches of losses/k give the same gradients and state as one batch.
     exact_under_accumulation: ClassVar[bool] = True
+    #: True: ``backward`` back-propagates one total through ``scaled`` (fp16 GradScaler works).
+    supports_grad_scaler: ClassVar[bool] = False
 
     def __init__(self, tasks: list[str]):
         super().__init__()
@@ -83,7 +89,9 @@ class Balancer(nn.Module, abc.ABC):
             raise ConfigError(f"task name(s) {duplicates} appear more than once; task names must be unique")
         self.tasks = tasks
         #: weights of the most recent step, for logging (gradient methods set them in finalize)
-        self.last_weights: dict[str, float] = dict.fromkeys(tasks, 1.0)
+        self.last_weights: dict[str, float | Tensor] = dict.fromkeys(tasks, 1.0)
+        #: the fp16 GradScaler of the run (set by the trainer), None otherwise
+        self.grad_scaler: Any = None
         #: optimizer of the balancer's own parameters (subclasses that learn create it)
         self.optimizer: torch.optim.Optimizer | None = None
         #: random generator of stochastic balancers (same seed on every DDP rank)
@@ -123,9 +131,14 @@ class Balancer(nn.Module, abc.ABC):
             values.append(value.reshape(()).float())
         return torch.stack(values)
 
-    def weights_dict(self, weights: Tensor) -> dict[str, float]:
-        """Per-task float weights keyed by task name."""
-        return dict(zip(self.tasks, weights.detach().double().cpu().tolist()))
+    def weights_dict(self, weights: Tensor) -> dict[str, Tensor]:
+        """Per-task weights keyed by task name: 0-dim float64 tensors where ``weights`` lives (no
+        host synchronisation; ``float()`` them to log)."""
+        return dict(zip(self.tasks, weights.detach().double().clone().unbind()))
+
+    def scaled(self, total: Tensor) -> Tensor:
+        """``total`` multiplied by the fp16 GradScaler's scale (unchanged without one)."""
+        return total if self.grad_scaler is None else self.grad_scaler.scale(total)
 
     def step_own_parameter(self, param: nn.Parameter, grad: Tensor) -> None:
         """Apply ``grad`` to one of the balancer's own parameters with its internal optimizer."""
@@ -159,6 +172,8 @@ class WeightedLossBalancer(Balancer):
     micro-batches) are kept for ``finalize`` via ``take_step_losses``.
     """
 
+    supports_grad_scaler = True
+
     def __init__(self, tasks: list[str]):
         super().__init__(tasks)
         self.register_buffer("step_losses", torch.zeros(len(self.tasks)), persistent=False)
@@ -174,7 +189,7 @@ class WeightedLossBalancer(Balancer):
         weights = self.current_weights(detached).detach().to(stacked.device)
         self.step_losses += detached.to(self.step_losses.device)
         self.micro_batches += 1
-        (weights * stacked).sum().backward()
+        self.scaled((weights * stacked).sum()).backward()
         self.last_weights = self.weights_dict(weights)
         return self.last_weights
 

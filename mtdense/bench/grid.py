@@ -151,11 +151,11 @@ class Grid:
                 apply_overrides(cfg, {axis.key: value}, f"{self.path}: axes.{axis.key}.{label}")
             label = "+".join(lbl for lbl, _ in combo) or "default"
             labels = {axis.key: lbl for axis, (lbl, _) in zip(self.axes, combo)}
-            variants.append((label, validate(cfg, source=f"{where} variant {label}"), labels))
+            variants.append((label, validate(cfg, where=f"{where} variant {label}"), labels))
         task_names = list(common.tasks)
         for task in list(pair.per_task) + list(pair.per_metric):
             if task not in task_names:
-                raise ConfigError(f"{where}.delta_m: {task!r} is not a task of {pair.config}; tasks: {', '.join(task_names)}")
+                raise ConfigError(f"{task!r} is not a task of {pair.config}; tasks: {', '.join(task_names)}", key=f"{where}.delta_m")
 
         baseline_runs: dict[tuple[str, str], Run] = {}  # (baseline name, fingerprint) -> run
         compared_with: list[list[tuple[str, str]]] = []  # per variant: its baselines' keys
@@ -165,7 +165,7 @@ class Grid:
                 bcfg = copy.deepcopy(cfg)
                 apply_overrides(bcfg, b.overrides, f"{where}.baselines.{b.name}.overrides")
                 bcfg = single_task_config(bcfg, b.tasks, f"{where}.baselines.{b.name}")
-                bcfg = validate(bcfg, source=f"{where}.baselines.{b.name}")
+                bcfg = validate(bcfg, where=f"{where}.baselines.{b.name}")
                 key = (b.name, fingerprint(bcfg))
                 if key not in baseline_runs:
                     baseline_runs[key] = Run(pair.name, f"{BASELINE_PREFIX}{b.name}", 0, "baseline", bcfg,
@@ -189,7 +189,7 @@ def apply_overrides(cfg: DictConfig, overrides: Mapping[str, Any], where: str) -
     """Set dotted keys (``trainer.max_epochs``) to values; lists and mappings replace whole nodes."""
     for key, value in (overrides or {}).items():
         if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
-            raise ConfigError(f"{where}: {key!r} is not a dotted config key such as trainer.max_epochs")
+            raise ConfigError(f"{key!r} is not a dotted config key such as trainer.max_epochs", key=where)
         with open_dict(cfg):
             OmegaConf.update(cfg, key, value, merge=False, force_add=True)
 
@@ -214,7 +214,7 @@ def single_task_config(cfg: DictConfig, keep: list[str], where: str) -> DictConf
     tasks = list(cfg.tasks)
     unknown = [t for t in keep if t not in tasks]
     if not keep or unknown:
-        raise ConfigError(f"{where}.tasks: {unknown or keep!r} must name tasks of the experiment; tasks: {', '.join(tasks)}")
+        raise ConfigError(f"{unknown or keep!r} must name tasks of the experiment; tasks: {', '.join(tasks)}", key=f"{where}.tasks")
     removed = set(tasks) - set(keep)
     out = copy.deepcopy(cfg)
     data = plain(out)
@@ -260,7 +260,7 @@ def _mapping(value: Any, where: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: must be a mapping, got {type(value).__name__}")
+        raise ConfigError(f"must be a mapping, got {type(value).__name__}", key=where)
     return value
 
 
@@ -268,7 +268,7 @@ def _list(value: Any, where: str) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: must be a list, got {type(value).__name__}")
+        raise ConfigError(f"must be a list, got {type(value).__name__}", key=where)
     return value
 
 
@@ -278,7 +278,7 @@ def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
     check_keys(raw, PAIR_KEYS, under=where)
     for req in ("name", "config"):
         if not raw.get(req):
-            raise ConfigError(f"{where}.{req}: missing")
+            raise ConfigError("missing", key=f"{where}.{req}")
     name = str(raw["name"])
     where = f"{src}: pairs.{name}"
     baselines = []
@@ -287,27 +287,27 @@ def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
         check_keys(b, ("name", "tasks", "overrides"), under=f"{where}.baselines.{j}")
         tasks = b.get("tasks")
         if not b.get("name") or not isinstance(tasks, list) or not tasks:
-            raise ConfigError(f"{where}.baselines.{j}: needs a name and a non-empty list of tasks to keep")
+            raise ConfigError("needs a name and a non-empty list of tasks to keep", key=f"{where}.baselines.{j}")
         baselines.append(Baseline(str(b["name"]), [str(t) for t in tasks], _mapping(b.get("overrides"), f"{where}.baselines.{j}.overrides")))
     delta = _mapping(raw.get("delta_m"), f"{where}.delta_m")
     check_keys(delta, ("per_task", "per_metric"), under=f"{where}.delta_m")
     per_task = {str(t): m for t, m in _mapping(delta.get("per_task"), f"{where}.delta_m.per_task").items()}
     for t, m in per_task.items():
         if not isinstance(m, str):
-            raise ConfigError(f"{where}.delta_m.per_task.{t}: one metric name per task (per-task Δm), got {m!r}")
+            raise ConfigError(f"one metric name per task (per-task Δm), got {m!r}", key=f"{where}.delta_m.per_task.{t}")
     per_metric = {str(t): [m] if isinstance(m, str) else list(m)
                   for t, m in _mapping(delta.get("per_metric"), f"{where}.delta_m.per_metric").items()}
     skip = raw.get("skip")
     if not skip:
         if not per_task or not per_metric:
-            raise ConfigError(f"{where}.delta_m: declare both per_task ({{task: metric}}) and per_metric ({{task: [metrics]}})")
+            raise ConfigError("declare both per_task ({task: metric}) and per_metric ({task: [metrics]})", key=f"{where}.delta_m")
         for task in set(per_task) | set(per_metric):
             owners = [b.name for b in baselines if task in b.tasks]
             if len(owners) != 1:
-                raise ConfigError(f"{where}.baselines: task {task!r} must be kept by exactly one baseline, found {owners or 'none'}")
+                raise ConfigError(f"task {task!r} must be kept by exactly one baseline, found {owners or 'none'}", key=f"{where}.baselines")
     data = raw.get("data", "synthetic")
     if data not in ("synthetic", "real"):
-        raise ConfigError(f"{where}.data: {data!r} is not one of synthetic, real")
+        raise ConfigError(f"{data!r} is not one of synthetic, real", key=f"{where}.data")
     return Pair(name, (base / str(raw["config"])).resolve(), data, _mapping(raw.get("overrides"), f"{where}.overrides"),
                 _list(raw.get("prepare"), f"{where}.prepare"), baselines, per_task, per_metric, skip or None)
 
@@ -317,16 +317,16 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
     path = Path(path)
     src = str(path)
     if not path.is_file():
-        raise ConfigError(f"{src}: grid file not found")
+        raise ConfigError("grid file not found", key=src)
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     raw = _mapping(raw, src)
     check_keys(raw, GRID_KEYS, under=src)
     if not raw.get("name") or not re.fullmatch(r"[A-Za-z0-9_.-]+", str(raw["name"])):
-        raise ConfigError(f"{src}: name: needs a file-name-safe name (letters, digits, _ . -)")
+        raise ConfigError("name: needs a file-name-safe name (letters, digits, _ . -)", key=src)
     seed_spec = seeds if seeds is not None else raw.get("seeds", 3)
     seed_list = list(range(seed_spec)) if isinstance(seed_spec, int) else seed_spec
     if not isinstance(seed_list, list) or not seed_list or not all(isinstance(s, int) for s in seed_list):
-        raise ConfigError(f"{src}: seeds: {seed_spec!r} must be a positive count or a list of integer seeds")
+        raise ConfigError(f"seeds: {seed_spec!r} must be a positive count or a list of integer seeds", key=src)
     profile = dict(PROFILE_DEFAULTS)
     prof_raw = _mapping(raw.get("profile"), f"{src}: profile")
     check_keys(prof_raw, tuple(PROFILE_DEFAULTS), under=f"{src}: profile")
@@ -337,7 +337,7 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
         check_keys(a, ("key", "values"), under=f"{src}: axes.{i}")
         values = _list(a.get("values"), f"{src}: axes.{i}.values")
         if not a.get("key") or not values:
-            raise ConfigError(f"{src}: axes.{i}: needs a dotted key and a non-empty list of values")
+            raise ConfigError(f"axes.{i}: needs a dotted key and a non-empty list of values", key=src)
         parsed = []
         for j, v in enumerate(values):
             v = _mapping(v, f"{src}: axes.{i}.values.{j}")
@@ -347,16 +347,16 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
                 raise ConfigError(f"{src}: axes.{i}.values.{j}.label: {label!r}; give a short label without '+', '/' "
                                   f"or the prefix {BASELINE_PREFIX!r}")
             if "value" not in v:
-                raise ConfigError(f"{src}: axes.{i}.values.{j}: missing value (use value: null to set null)")
+                raise ConfigError(f"axes.{i}.values.{j}: missing value (use value: null to set null)", key=src)
             parsed.append((label, v["value"]))
         if len({lbl for lbl, _ in parsed}) != len(parsed):
-            raise ConfigError(f"{src}: axes.{i}: labels must be distinct")
+            raise ConfigError(f"axes.{i}: labels must be distinct", key=src)
         axes.append(Axis(str(a["key"]), parsed))
     pairs = [_load_pair(p, i, path.parent, src) for i, p in enumerate(_list(raw.get("pairs"), f"{src}: pairs"))]
     if not pairs:
-        raise ConfigError(f"{src}: pairs: list at least one task pair")
+        raise ConfigError("pairs: list at least one task pair", key=src)
     if len({p.name for p in pairs}) != len(pairs):
-        raise ConfigError(f"{src}: pairs: names must be distinct")
+        raise ConfigError("pairs: names must be distinct", key=src)
     return Grid(str(raw["name"]), path, seed_list, Path(raw.get("report_dir", "benchmarks/results")), profile,
                 _mapping(raw.get("protocol"), f"{src}: protocol"), _list(raw.get("prepare"), f"{src}: prepare"), pairs, axes)
 

@@ -10,23 +10,12 @@ restarted bench reads the keys and skips those runs. Non-finite numbers are stor
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from mtdense.atomic_write import write_text
-from mtdense.errors import ConfigError
-
-
-def finite_or_none(value: Any) -> Any:
-    """``value`` with NaN/Inf floats (at any depth) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
-    return value
+from mtdense.errors import DataError
+from mtdense.strict_json import dumps
 
 
 class ResultsFile:
@@ -45,14 +34,14 @@ class ResultsFile:
                 record = json.loads(line)
                 key = record["key"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{self.path}:{n}: not a bench result line ({exc}); remove that line to rerun the run") from exc
+                raise DataError(f"{self.path}:{n}: not a bench result line ({exc}); remove that line to rerun the run") from exc
             if key in records:
-                raise ConfigError(f"{self.path}:{n}: run {key!r} is recorded twice; remove one of the lines")
+                raise DataError(f"{self.path}:{n}: run {key!r} is recorded twice; remove one of the lines")
             records[key] = record
         return records
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(finite_or_none(record), allow_nan=False, sort_keys=True)
+        line = dumps(record, sort_keys=True)
         old = self.path.read_text() if self.path.is_file() else ""
         if old and not old.endswith("\n"):
             old += "\n"

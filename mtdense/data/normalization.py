@@ -10,6 +10,7 @@ applies it to a raw array.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping
 
 import torch
@@ -18,7 +19,11 @@ from mtdense.errors import ConfigError
 
 
 def dataset_normalization(dataset: Any, channels: int) -> dict[str, list[float]] | None:
-    """The dataset's ``normalization`` as plain float lists, checked against ``channels``."""
+    """The dataset's ``normalization`` as plain float lists, checked against ``channels``; a
+    dataset that does not declare it is taken as raw input, with a warning."""
+    if not hasattr(dataset, "normalization"):
+        warnings.warn(f"{type(dataset).__name__} does not declare `normalization`; checkpoints will assume its "
+                      "images are raw values (set normalization = None to say so, or give its mean/std)", stacklevel=2)
     norm = getattr(dataset, "normalization", None)
     if norm is None:
         return None

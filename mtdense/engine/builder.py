@@ -37,9 +37,14 @@ def build_dataset(cfg: DictConfig, split: str):
 
 def make_loader(cfg: DictConfig, dataset: Any, split: str, shuffle: bool, epoch: int = 0, start_batch: int = 0,
                 pin_memory: bool = False) -> DataLoader:
-    """A DataLoader whose order depends only on (seed, epoch), sharded across DDP ranks."""
+    """A DataLoader whose order depends only on (seed, epoch), sharded across DDP ranks. A shuffled
+    loader uses the dataset's own ``make_sampler(batch_size, seed)`` if it has one (e.g. fixed
+    labelled/unlabelled counts per batch, ``mtdense.data.semisup``)."""
     bs = cfg.data.batch_size if split == "train" else (cfg.data.eval_batch_size or cfg.data.batch_size)
-    sampler = ResumableSampler(len(dataset), int(bs), shuffle, int(cfg.seed), drop_last=shuffle)
+    if shuffle and hasattr(dataset, "make_sampler"):
+        sampler = dataset.make_sampler(int(bs), int(cfg.seed))
+    else:
+        sampler = ResumableSampler(len(dataset), int(bs), shuffle, int(cfg.seed), drop_last=shuffle)
     sampler.set_epoch(epoch, start_batch)
     gen = torch.Generator().manual_seed(int(cfg.seed) * 1000 + epoch)
     return DataLoader(dataset, batch_size=int(bs), sampler=sampler, num_workers=int(cfg.data.num_workers),

@@ -36,6 +36,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from mtdense import __version__
 from mtdense.atomic_write import atomic_path, write_text
+from mtdense.engine.file_modes import apply_umask
 from mtdense.errors import CheckpointError
 
 FORMAT = "mtdense-checkpoint/2"
@@ -103,6 +104,7 @@ def save_checkpoint(folder: Path, model_state: dict[str, torch.Tensor], config_y
         with atomic_path(folder) as tmp:
             tmp.mkdir()
             save_file(tensors, str(tmp / MODEL_FILE), metadata=metadata)
+            apply_umask(tmp / MODEL_FILE)  # safetensors creates 0600 files
             if trainer_state is not None:
                 torch.save(trainer_state, tmp / STATE_FILE)
             sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}

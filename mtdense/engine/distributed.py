@@ -51,15 +51,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
-    """True on every rank if ``flag`` is true on any rank (one small all-reduce under DDP)."""
-    if not is_distributed():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
-
-
 def sum_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` in place over the DDP ranks (one all_reduce); no-op on one process."""
     if is_distributed():
@@ -72,6 +63,13 @@ def mean_across_ranks(tensor: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         sum_across_ranks(tensor).div_(world_size())
     return tensor
+
+
+def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every rank if ``flag`` is true on any rank (one small all-reduce under DDP)."""
+    if not is_distributed():
+        return flag
+    return bool(sum_across_ranks(torch.tensor([1.0 if flag else 0.0], device=device)).item() > 0)
 
 
 def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:

@@ -24,10 +24,20 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → ``bf16`` on CPU and on CUDA devices with bf16 support, ``fp16`` (with a
+    GradScaler) on older CUDA cards; ``fp32``, ``bf16`` and ``fp16`` stay as they are."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return "fp16"
+    return "bf16"
+
+
 def precision_context(precision: str, device: torch.device):
-    """The autocast context for ``trainer.precision`` (bf16 autocast, or nothing for fp32)."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+    """The autocast context for a resolved precision (bf16 or fp16 autocast, nothing for fp32)."""
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
     return contextlib.nullcontext()
 
 
@@ -43,16 +53,24 @@ def move_batch(batch: Any, device: torch.device) -> Any:
 
 
 class Runtime:
-    """Device, precision and memory format of one run; ``forward`` runs a model on an image batch."""
+    """Device, precision and memory format of one run; ``forward`` runs a model on an image batch.
 
-    def __init__(self, device: torch.device | str = "auto", precision: str = "fp32", channels_last: bool = False):
+    ``precision="auto"`` (the default of ``trainer.precision``) picks the fastest mode that keeps
+    accuracy (``resolve_precision``); ``channels_last="auto"`` is on whenever autocast is (NHWC
+    convolutions are what makes bf16 fast on CPU). ``grad_scaler`` is a ``torch.amp.GradScaler``
+    for fp16 (whose gradients underflow without loss scaling), ``None`` otherwise.
+    """
+
+    def __init__(self, device: torch.device | str = "auto", precision: str = "fp32",
+                 channels_last: bool | str = False):
         self.device = device if isinstance(device, torch.device) else pick_device(device)
-        self.precision = precision
-        self.channels_last = channels_last
+        self.precision = resolve_precision(precision, self.device)
+        self.channels_last = self.precision != "fp32" if channels_last == "auto" else bool(channels_last)
+        self.grad_scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
     @classmethod
     def from_trainer_config(cls, t: Any) -> "Runtime":
-        return cls(pick_device(t.device), t.precision, bool(t.channels_last))
+        return cls(pick_device(t.device), t.precision, t.channels_last)
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         model = model.to(self.device)

@@ -38,7 +38,7 @@ from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
 from mtdense.engine.stop_signals import StopOnSignal
-from mtdense.errors import CheckpointError, ConfigError, Interrupted, TrainingError
+from mtdense.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError
 from mtdense.registry import BALANCERS, BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
 
@@ -64,6 +64,12 @@ class Trainer:
         self.couplings = self.exp.couplings.to(self.device)
         objectives = list(self.tasks) + list(self.couplings)
         self.balancer = BALANCERS.build(plain(cfg.balancer), "balancer", tasks=objectives).to(self.device)
+        if self.runtime.grad_scaler is not None and not self.balancer.supports_grad_scaler:
+            raise ConfigError(f"fp16 needs loss scaling, which balancer {cfg.balancer.type!r} (a gradient method) does "
+                              "not support; use trainer.precision=bf16 or fp32", key="trainer.precision")
+        self.balancer.grad_scaler = self.runtime.grad_scaler
+        self._pending_finite: list[tuple] = []  # (step, loss names, device values + input finiteness, sample ids)
+        self._labelled = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)  # first epoch
         self.shared_params = self.model.shared_parameters()
         self.teachers = nn.ModuleDict({
             name: TEACHERS.build(plain(tc), f"teachers.{name}", student=self.model, tasks=self.tasks)
@@ -149,26 +155,61 @@ class Trainer:
             losses[name] = coupling(outputs, batch)
         return losses
 
-    def _check_finite(self, losses: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
-        bad = [k for k, v in losses.items() if not torch.isfinite(v.detach()).all()]
-        if not bad:
-            return
-        inputs_ok = bool(torch.isfinite(batch["image"]).all())
-        hint = ("the input batch itself contains NaN/Inf: check the dataset's fill handling and normalisation"
-                if not inputs_ok else
-                "lower trainer.lr, set trainer.grad_clip, use trainer.precision=fp32, or check the target transform")
+    def _record_finite(self, losses: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
+        """Remember this micro-batch's losses (on the device) for ``check_finite``; no host sync."""
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        inputs_ok = torch.isfinite(batch["image"]).all().float()[None]
         ids = batch.get("meta", {}).get("id")
-        raise TrainingError(
-            f"step {self.global_step}: non-finite loss for {', '.join(bad)} "
-            f"({', '.join(f'{k}={float(losses[k].detach()):.4g}' for k in bad)}); {hint}. "
-            f"Samples: {list(ids)[:8] if ids is not None else 'unknown'}. The last good checkpoint is in {self.ckpt_dir}"
-        )
+        self._pending_finite.append((self.global_step, list(losses), torch.cat([values, inputs_ok]),
+                                     list(ids)[:8] if ids is not None else None))
 
-    def train_step(self, micro_batches: list[dict[str, Any]]) -> dict[str, float]:
-        """One optimizer step over ``len(micro_batches)`` accumulated micro-batches."""
+    def check_finite(self, extra: dict[str, Any] | None = None) -> dict[str, float]:
+        """Raise ``TrainingError`` for the first non-finite loss since the last check; return
+        ``extra``'s tensors as floats. One host synchronisation for both (the trainer calls this
+        at each logging interval and before checkpoints and evaluations)."""
+        extra = extra or {}
+        tensors = [k for k, v in extra.items() if isinstance(v, torch.Tensor)]
+        pending, self._pending_finite = self._pending_finite, []
+        parts = [torch.stack([extra[k].detach().double().reshape(()) for k in tensors])] if tensors else []
+        parts += [row.double() for *_, row, _ in pending]
+        host = torch.cat(parts).tolist() if parts else []  # the one host synchronisation
+        out = {k: (host[tensors.index(k)] if k in tensors else v) for k, v in extra.items()}
+        offset = len(tensors)
+        for step, names, row, ids in pending:
+            values, inputs_ok = host[offset:offset + len(names)], host[offset + len(names)]
+            offset += len(names) + 1
+            bad = [(k, v) for k, v in zip(names, values) if not math.isfinite(v)]
+            if bad:
+                hint = ("the input batch itself contains NaN/Inf: check the dataset's fill handling and normalisation"
+                        if not inputs_ok else
+                        "lower trainer.lr, set trainer.grad_clip, use trainer.precision=fp32, or check the target "
+                        "transform")
+                raise TrainingError(
+                    f"step {step}: non-finite loss for {', '.join(k for k, _ in bad)} "
+                    f"({', '.join(f'{k}={v:.4g}' for k, v in bad)}); {hint}. "
+                    f"Samples: {ids if ids is not None else 'unknown'}. The last good checkpoint is in {self.ckpt_dir}")
+        return out
+
+    def _check_labelled(self) -> None:
+        """Every task had valid labels somewhere in the first epoch (else it trains on nothing)."""
+        counts = self._labelled.clone()
+        if dist_utils.is_distributed():
+            torch.distributed.all_reduce(counts)
+        empty = [f"{name!r} (target {t.target!r})" for (name, t), c in zip(self.tasks.items(), counts.tolist()) if c == 0]
+        if empty:
+            raise DataError(f"the training split has no valid label for task {', '.join(empty)} in the whole first "
+                            "epoch: every pixel is masked invalid; check the data's valid masks or remove the task")
+
+    def train_step(self, micro_batches: list[dict[str, Any]]) -> dict[str, Any]:
+        """One optimizer step over ``len(micro_batches)`` accumulated micro-batches.
+
+        Returns the step's losses, task weights and gradient norm as 0-dim tensors on the device
+        and ``lr``: no host synchronisation happens here (fp16's GradScaler aside); ``check_finite``
+        turns them into floats and raises for a non-finite loss of any step since its last call.
+        """
         self.net.train()
         n = len(micro_batches)
-        logged: dict[str, float] = {}
+        logged: dict[str, Any] = {}
         for i, batch in enumerate(micro_batches):
             batch = self._prepare_batch(batch, i)
             # DDP reduces gradients during the last micro-batch's backward, unless the balancer
@@ -177,16 +218,26 @@ class Trainer:
             ctx = self.net.no_sync() if (self.distributed and local) else contextlib.nullcontext()
             with ctx:  # forward and backward both inside no_sync
                 losses = self._losses(batch)
-                self._check_finite(losses, batch)
                 self.balancer.backward({k: v / n for k, v in losses.items()}, self.shared_params)
+            self._record_finite(losses, batch)
+            if self.epoch == 0:  # valid label pixels per task, checked once after the first epoch
+                self._labelled += torch.stack([batch["valid"][t.target].sum() for t in self.tasks.values()])
             for k, v in losses.items():
-                logged[f"loss/{k}"] = logged.get(f"loss/{k}", 0.0) + float(v.detach()) / n
+                logged[f"loss/{k}"] = logged.get(f"loss/{k}", 0.0) + v.detach().float() / n
         self.balancer.finalize(self.shared_params)
         for k, w in self.balancer.last_weights.items():
-            logged[f"weight/{k}"] = float(w)
+            logged[f"weight/{k}"] = w
+        scaler = self.runtime.grad_scaler
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
         if self.cfg.trainer.grad_clip:
-            logged["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip))
-        self.optimizer.step()
+            logged["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                                 self.cfg.trainer.grad_clip).detach()
+        if scaler is not None:
+            scaler.step(self.optimizer)  # skips the step when the scaled gradients overflowed
+            scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
@@ -201,11 +252,13 @@ class Trainer:
                 "balancer": self.balancer.state_dict(), "global_step": self.global_step, "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": rng_state(),
                 "teachers": {name: t.state_dict() for name, t in self.teachers.items()},
-                "hooks": [h.state_dict() for h in self.hooks]}
+                "hooks": [h.state_dict() for h in self.hooks],
+                "grad_scaler": self.runtime.grad_scaler.state_dict() if self.runtime.grad_scaler else None}
 
     def save(self, is_best: bool = False) -> Path | None:
         """Write a checkpoint (new folder → pointers switched → old ones pruned; never over an
         existing folder); refused, with the previous checkpoints kept, if anything is non-finite."""
+        self.check_finite()
         if not dist_utils.is_main():
             return None
         name = f"step_{self.global_step:08d}"
@@ -252,6 +305,8 @@ class Trainer:
             teacher.load_state_dict(s.get("teachers", {}).get(name, {}))
         for hook, state in zip(self.hooks, s.get("hooks", [{}] * len(self.hooks))):
             hook.load_state_dict(state)
+        if self.runtime.grad_scaler is not None and s.get("grad_scaler"):
+            self.runtime.grad_scaler.load_state_dict(s["grad_scaler"])
         set_rng_state(s["rng"])
         self.saved_step = self.global_step
 
@@ -284,7 +339,11 @@ class Trainer:
         for i, lcfg in enumerate(plain(self.cfg.logging.get("loggers", [])) or []):
             self.loggers.append(LOGGERS.build(lcfg, f"logging.loggers.{i}", run_dir=self.run_dir, config=cfg_plain))
         for lg in self.loggers:
-            lg.start(total, self.global_step)
+            lg.start(total, self.global_step, self.best)
+
+    def _eval_progress(self, done: int, total: int) -> None:
+        for lg in self.loggers:
+            lg.eval_progress(done, total)
 
     def _log(self, metrics: dict[str, float]) -> None:
         for lg in self.loggers:
@@ -337,6 +396,7 @@ class Trainer:
             hook.on_fit_start(self)
         evaluator = self.evaluator()
         acc = int(t.accumulate)
+        from_scratch = self.global_step == 0
         last_metrics: dict[str, float] = {}
         try:
             while self.epoch < int(t.max_epochs):
@@ -348,9 +408,10 @@ class Trainer:
                     logged = self.train_step(micro)
                     self.batch_in_epoch += acc
                     for lg in self.loggers:
-                        lg.advance(self.global_step, {k: v for k, v in logged.items() if k.startswith("loss/")})
+                        lg.advance(self.global_step)
                     if self.global_step % int(t.log_every_steps) == 0:
-                        self._log({f"train/{k}": v for k, v in dist_utils.all_reduce_mean(logged).items()})
+                        logged = dist_utils.all_reduce_mean(self.check_finite(logged))
+                        self._log({f"train/{k}": v for k, v in logged.items()})
                     last_of_epoch = self.batch_in_epoch >= per_epoch * acc  # saved below, after evaluation
                     if t.checkpoint_every_steps and self.global_step % int(t.checkpoint_every_steps) == 0 \
                             and not last_of_epoch:
@@ -358,12 +419,15 @@ class Trainer:
                     self._stop_requested(stop)
                 del it, loader
                 self.epoch += 1
+                if self.epoch == 1 and from_scratch:
+                    self._check_labelled()
                 self.batch_in_epoch = 0
                 epoch_time = time.perf_counter() - tic
                 is_best = False
                 due = self.epoch % int(t.eval_every_epochs) == 0 or self.epoch == int(t.max_epochs)
                 if "val" in self.cfg.data and due:
-                    last_metrics = evaluator.run(self._loader("val", shuffle=False), "val")
+                    self.check_finite()
+                    last_metrics = evaluator.run(self._loader("val", shuffle=False), "val", progress=self._eval_progress)
                     last_metrics["train/epoch_seconds"] = epoch_time
                     is_best = self._update_best(last_metrics)
                     self._log(last_metrics)

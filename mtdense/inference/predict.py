@@ -13,7 +13,7 @@ from mtdense.atomic_write import atomic_path
 from mtdense.config import apply_overrides, validate
 from mtdense.engine.builder import Experiment, build_experiment, build_model, build_tasks, make_loader, predictions
 from mtdense.engine.checkpoint import read_checkpoint, resolve_checkpoint
-from mtdense.engine.evaluator import Evaluator
+from mtdense.engine.evaluator import Evaluator, finite_inputs, warn_nonfinite_inputs
 from mtdense.engine.runtime import Runtime
 from mtdense.errors import CheckpointError
 
@@ -29,7 +29,7 @@ def load_experiment(path: str | Path, overrides: Iterable[str] = ()) -> Experime
 def experiment_from(ckpt: dict, overrides: Iterable[str] = ()) -> Experiment:
     """``load_experiment`` for a checkpoint already read with ``read_checkpoint``."""
     cfg = apply_overrides(ckpt["config"], overrides)
-    cfg = validate(cfg, source=str(ckpt["folder"]))
+    cfg = validate(cfg, where=f"checkpoint {ckpt['folder']}")
     check_weights_fit(cfg, ckpt)
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"],
                            normalization=ckpt["spec"].get("normalization"),
@@ -69,7 +69,8 @@ def evaluate_checkpoint(path: str | Path, split: str = "val", overrides: Iterabl
 @torch.no_grad()
 def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides: Iterable[str] = ()) -> Path:
     """Write every task's prediction for ``split`` to an HDF5 file: one (N, H, W) dataset per
-    task (class ids or values in the task's units) and ``id`` (sample ids)."""
+    task (class ids or values in the task's units) and ``id`` (sample ids). Pixels with NaN/Inf
+    inputs are masked (class id -1, value NaN) with a warning."""
     exp = load_experiment(path, overrides)
     runtime = Runtime.from_trainer_config(exp.cfg.trainer)
     model, tasks = runtime.prepare_model(exp.model), exp.tasks.to(runtime.device)
@@ -79,13 +80,16 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["checkpoint"] = str(resolve_checkpoint(path))
         f.attrs["split"] = split
-        written = 0
+        written = bad_pixels = bad_samples = 0
         ids = []
         for batch in make_loader(exp.cfg, ds, split, shuffle=False):
-            batch = runtime.batch(batch)
+            batch, bad = finite_inputs(runtime.batch(batch))
+            bad_pixels += int(bad.sum())
+            bad_samples += int(bad.flatten(1).any(1).sum())
             preds = predictions(tasks, evaluator.outputs(batch["image"]))
             for name, p in preds.items():
-                arr = p.cpu().numpy()
+                fill = torch.tensor(-1 if not p.is_floating_point() else float("nan"), dtype=p.dtype, device=p.device)
+                arr = torch.where(bad, fill, p).cpu().numpy()
                 if name not in f:
                     f.create_dataset(name, shape=(len(ds),) + arr.shape[1:], dtype=arr.dtype,
                                      chunks=(1,) + arr.shape[1:], compression="gzip")
@@ -93,4 +97,5 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
             ids += list(batch.get("meta", {}).get("id", [str(written + i) for i in range(len(batch["image"]))]))
             written += len(batch["image"])
         f.create_dataset("id", data=np.array(ids, dtype="S"))
+    warn_nonfinite_inputs(bad_pixels, bad_samples, split)
     return out

@@ -55,7 +55,8 @@ class Predictor:
         return cls(exp.model, exp.tasks, spec, device)
 
     def _as_batch(self, array: Any) -> tuple[torch.Tensor, bool]:
-        x = torch.from_numpy(np.asarray(array)) if not isinstance(array, torch.Tensor) else array
+        # numpy: any dtype and byte order (uint8 RGB, big-endian netCDF floats) becomes a float32 copy
+        x = array if isinstance(array, torch.Tensor) else torch.tensor(np.asarray(array, dtype=np.float32))
         single = x.ndim == 3
         if x.ndim not in (3, 4) or x.shape[-3] != len(self.channel_names):
             raise DataError(f"input of shape {tuple(x.shape)}: expected C×H×W or B×C×H×W with C = "

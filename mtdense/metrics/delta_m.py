@@ -35,7 +35,7 @@ Results = Mapping[str, Mapping[str, float]]
 
 LOWER_IS_BETTER = frozenset(
     {"rmse", "mae", "mse", "absrel", "abs_rel", "sqrel", "sq_rel", "rmse_log", "log10", "silog",
-     "far", "pofd", "mean_angle", "median_angle", "loss"}
+     "far", "pofd", "mean_angle", "median_angle", "loss", "nonfinite_pred"}
 )
 HIGHER_IS_BETTER = frozenset(
     {"miou", "iou", "jaccard", "dice", "f1", "csi", "pod", "cc", "pearson", "delta1", "delta2", "delta3",
@@ -49,8 +49,10 @@ VARIANTS = ("per_task", "per_metric")
 
 
 def base_name(metric: str) -> str:
-    """``"far@2"`` -> ``"far"``; a per-class suffix is dropped too: ``"iou_3"`` -> ``"iou"``."""
-    return re.sub(r"_\d+$", "", metric.split("@", 1)[0].lower())
+    """``"far@2"`` -> ``"far"``; a per-class suffix is dropped too: ``"iou_3"``, ``"iou_sky"``,
+    ``"iou_0.5-2"`` -> ``"iou"``."""
+    name = metric.split("@", 1)[0].lower()
+    return "iou" if name.startswith("iou_") else re.sub(r"_\d+$", "", name)
 
 
 def _ideal_value(task: str, metric: str, ideal_values: Mapping[str, float]) -> float | None:

@@ -18,13 +18,14 @@ from torchmetrics import Metric
 
 from mtdense.registry import METRICS
 from mtdense.errors import ConfigError
+from mtdense.metrics.nonfinite import NonFiniteCount
 
 _SUMS = ("abs_rel", "sq_rel", "sq_err", "sq_log_err", "delta1", "delta2", "delta3", "count")
 
 
 @METRICS.register("depth")
-class DepthMetrics(Metric):
-    """``abs_rel``, ``sq_rel``, ``rmse``, ``rmse_log``, ``delta1``, ``delta2``, ``delta3``."""
+class DepthMetrics(NonFiniteCount, Metric):
+    """``abs_rel``, ``sq_rel``, ``rmse``, ``rmse_log``, ``delta1``, ``delta2``, ``delta3``, ``nonfinite_pred``."""
 
     full_state_update = False
 
@@ -36,6 +37,7 @@ class DepthMetrics(Metric):
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         for name in _SUMS:
             self.add_state(name, torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_nonfinite_state()
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
         """pred, target: B×H×W depths (same unit as min/max_depth); valid: B×H×W bool."""
@@ -45,7 +47,7 @@ class DepthMetrics(Metric):
                 f"{tuple(valid.shape)} must have the same shape"
             )
         gt = target.detach().double()
-        keep = valid & (gt > self.min_depth) & (gt <= self.max_depth)
+        keep = self.scorable(torch.isfinite(pred), valid & (gt > self.min_depth) & (gt <= self.max_depth))
         gt = gt[keep]
         p = pred.detach().double()[keep].clamp(self.min_depth, self.max_depth)
         ratio = torch.maximum(gt / p, p / gt)
@@ -68,4 +70,5 @@ class DepthMetrics(Metric):
             "delta1": self.delta1 / n,
             "delta2": self.delta2 / n,
             "delta3": self.delta3 / n,
+            "nonfinite_pred": self.nonfinite_pred(),
         }

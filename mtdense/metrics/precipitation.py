@@ -22,6 +22,7 @@ from torchmetrics import Metric
 
 from mtdense.registry import METRICS
 from mtdense.errors import ConfigError
+from mtdense.metrics.nonfinite import NonFiniteCount
 
 DEFAULT_THRESHOLDS = (0.5, 2.0, 5.0, 10.0)
 
@@ -31,17 +32,20 @@ def _ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp(min=1e-300), torch.full_like(num, float("nan")))
 
 
-def _valid_pairs(pred, target, valid) -> tuple[torch.Tensor, torch.Tensor]:
+def _valid_pairs(metric: NonFiniteCount, pred, target, valid) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predictions and references at valid pixels with a finite reference and prediction; valid
+    pixels with a non-finite prediction are counted by ``metric``."""
     if pred.shape != target.shape or target.shape != valid.shape:
         raise ValueError(f"precipitation metric: pred {tuple(pred.shape)}, target {tuple(target.shape)} and "
                          f"valid {tuple(valid.shape)} must have the same shape")
-    mask = valid.bool() & torch.isfinite(target) & torch.isfinite(pred)
+    mask = metric.scorable(torch.isfinite(pred), valid.bool() & torch.isfinite(target))
     return pred[mask].double(), target[mask].double()
 
 
 @METRICS.register("precip_categorical")
-class PrecipCategorical(Metric):
-    """POD, FAR, CSI, F1 and frequency bias per rain-rate threshold (event: value >= threshold)."""
+class PrecipCategorical(NonFiniteCount, Metric):
+    """POD, FAR, CSI, F1 and frequency bias per rain-rate threshold (event: value >= threshold),
+    and ``nonfinite_pred``."""
 
     full_state_update = False
 
@@ -52,9 +56,10 @@ class PrecipCategorical(Metric):
         self.thresholds = [float(t) for t in thresholds]
         for name in ("hits", "misses", "false_alarms", "correct_negatives"):
             self.add_state(name, default=torch.zeros(len(self.thresholds), dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_nonfinite_state()
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
-        p, o = _valid_pairs(pred, target, valid)
+        p, o = _valid_pairs(self, pred, target, valid)
         thr = torch.tensor(self.thresholds, dtype=torch.float64, device=p.device)[:, None]
         pe, oe = p[None] >= thr, o[None] >= thr
         self.hits += (pe & oe).sum(1)
@@ -66,12 +71,13 @@ class PrecipCategorical(Metric):
         h, m, f = self.hits, self.misses, self.false_alarms
         scores = {"pod": _ratio(h, h + m), "far": _ratio(f, h + f), "csi": _ratio(h, h + m + f),
                   "f1": _ratio(2 * h, 2 * h + m + f), "bias": _ratio(h + f, h + m)}
-        return {f"{name}@{t:g}": values[i] for name, values in scores.items() for i, t in enumerate(self.thresholds)}
+        out = {f"{name}@{t:g}": values[i] for name, values in scores.items() for i, t in enumerate(self.thresholds)}
+        return {**out, "nonfinite_pred": self.nonfinite_pred()}
 
 
 @METRICS.register("precip_continuous")
-class PrecipContinuous(Metric):
-    """RMSE, MAE, Pearson CC, mean error and relative bias (%) over valid pixels."""
+class PrecipContinuous(NonFiniteCount, Metric):
+    """RMSE, MAE, Pearson CC, mean error and relative bias (%) over valid pixels, and ``nonfinite_pred``."""
 
     full_state_update = False
     _SUMS = ("n", "sum_p", "sum_o", "sum_pp", "sum_oo", "sum_po", "sum_abs")
@@ -80,9 +86,10 @@ class PrecipContinuous(Metric):
         super().__init__(**kwargs)
         for name in self._SUMS:
             self.add_state(name, default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_nonfinite_state()
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
-        p, o = _valid_pairs(pred, target, valid)
+        p, o = _valid_pairs(self, pred, target, valid)
         self.n += p.numel()
         self.sum_p += p.sum()
         self.sum_o += o.sum()
@@ -98,7 +105,8 @@ class PrecipContinuous(Metric):
         var_o = (n * self.sum_oo - self.sum_o**2).clamp(min=0)
         mse = _ratio(self.sum_pp - 2 * self.sum_po + self.sum_oo, n).clamp(min=0)
         return {"rmse": mse.sqrt(), "mae": _ratio(self.sum_abs, n), "cc": _ratio(cov, (var_p * var_o).sqrt()),
-                "me": _ratio(self.sum_p - self.sum_o, n), "rbias": 100 * _ratio(self.sum_p - self.sum_o, self.sum_o)}
+                "me": _ratio(self.sum_p - self.sum_o, n), "rbias": 100 * _ratio(self.sum_p - self.sum_o, self.sum_o),
+                "nonfinite_pred": self.nonfinite_pred()}
 
 
 @METRICS.register("precipitation")

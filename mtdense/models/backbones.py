@@ -27,9 +27,50 @@ from mtdense.errors import ConfigError
 
 def _check_weights_path(path: str | None) -> None:
     if path is not None and not Path(path).is_file():
-        raise ConfigError(
-            f"{path!r} does not exist; pretrained weights are only loaded from a local file (nothing is downloaded)",
-            key="checkpoint_path")
+        raise ConfigError(f"{path!r} does not exist; pretrained weights are only loaded from a local file "
+                          "(nothing is downloaded)", key="checkpoint_path")
+
+
+def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    try:
+        if str(path).endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and safetensors errors alike
+        raise ConfigError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})",
+                          key="checkpoint_path") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{path}: not a state dict of tensors (save encoder.state_dict())", key="checkpoint_path")
+    return state
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | Path, in_channels: int) -> None:
+    """Load a local state dict into ``encoder``: every key must match. Input convolutions saved
+    for another channel count (3-channel ImageNet weights for N bands) are adapted with timm's
+    ``adapt_input_conv``, as timm does when it loads pretrained weights with ``in_chans``."""
+    from timm.models import adapt_input_conv
+
+    state = _read_state(path)
+    own = encoder.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or unexpected:
+        stripped = {k.split(".", 1)[1] for k in unexpected if "." in k}
+        prefixes = sorted({k.split(".", 1)[0] + "." for k in unexpected if "." in k})
+        hint = (f"; it looks like a whole model (keys start with {', '.join(prefixes[:3])}): save the encoder's "
+                "own state_dict (e.g. model.encoder.state_dict())" if unexpected and set(missing) <= stripped else "")
+        raise ConfigError(f"{path}: keys do not match the encoder: {len(missing)} missing (e.g. "
+                          f"{', '.join(missing[:3]) or '-'}), {len(unexpected)} unexpected (e.g. "
+                          f"{', '.join(unexpected[:3]) or '-'}){hint}", key="checkpoint_path")
+    for key, value in state.items():
+        if value.ndim == 4 and own[key].ndim == 4 and value.shape[1] != own[key].shape[1] \
+                and value.shape[0] == own[key].shape[0] and value.shape[2:] == own[key].shape[2:]:
+            state[key] = adapt_input_conv(in_channels, value)
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items() if v.shape != own[k].shape]
+    if wrong:
+        raise ConfigError(f"{path}: shapes do not match the encoder: {'; '.join(wrong[:3])}", key="checkpoint_path")
+    encoder.load_state_dict(state)
 
 
 @BACKBONES.register("timm")
@@ -85,8 +126,7 @@ class SmpBackbone(nn.Module):
                 f"unknown smp encoder {name!r}; see segmentation_models_pytorch.encoders.get_encoder_names()", key="name"
             ) from exc
         if checkpoint_path:
-            state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-            self.body.load_state_dict(state, strict=False)
+            load_encoder_weights(self.body, checkpoint_path, in_channels)
         self.channels = list(self.body.out_channels[1:])
         self.reductions = [2 ** (i + 1) for i in range(depth)]
 

@@ -39,6 +39,14 @@ def _expm1(x: torch.Tensor) -> torch.Tensor:
 
 
 TRANSFORMS = {"none": (lambda x: x, lambda x: x), "log1p": (torch.log1p, _expm1)}
+# inverse of each activation on its range (used to turn a prediction back into a raw output)
+INVERSE_ACTIVATIONS = {
+    "none": lambda y: y,
+    "softplus": lambda y: y + torch.log(-torch.expm1(-y)),  # log(exp(y) - 1), stable for large y
+    "relu": lambda y: y,
+    "exp": torch.log,
+    "sigmoid": torch.logit,
+}
 
 
 @TASKS.register("regression")
@@ -100,6 +108,12 @@ class RegressionTask(Task):
         _, inverse = TRANSFORMS[self.target_transform]
         pred = inverse(self.activated(raw))
         return pred if self.max_value is None else pred.clamp(max=self.max_value)
+
+    def raw_from_prediction(self, value: torch.Tensor) -> torch.Tensor:
+        """The raw output (B×1×H×W) whose ``predict`` is ``value`` (B×H×W): lets a batch transform
+        edit a teacher's raw output in the target's units (AffineMix's depth / s)."""
+        forward, _ = TRANSFORMS[self.target_transform]
+        return INVERSE_ACTIVATIONS[self.activation](forward(value.float()))[:, None]
 
     def predict_from(self, outputs, tasks):
         pred = self.predict(outputs[self.name])

@@ -1,4 +1,5 @@
-"""Semantic segmentation: C classes, argmax prediction, ignore via the validity mask."""
+"""Semantic segmentation: C classes, argmax prediction (-1 where the logits are not finite),
+ignore via the validity mask."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any, Mapping
 
 import torch
 
+from mtdense.errors import ConfigError
 from mtdense.registry import TASKS
 from mtdense.tasks.base import Task
 
@@ -21,14 +23,19 @@ class SegmentationTask(Task):
                  loss: Mapping[str, Any] | str = "ce", metrics: list | None = None,
                  class_names: list[str] | None = None):
         super().__init__(name, target, loss, metrics if metrics is not None else [{"type": "segmentation"}])
+        if class_names is not None and len(class_names) != num_classes:
+            raise ConfigError(f"{len(class_names)} names for {num_classes} classes; give one name per class",
+                              key="class_names")
         self.num_classes = self.out_channels = num_classes
-        self.class_names = class_names
+        self.class_names = list(class_names) if class_names is not None else None
 
     def loss(self, raw, target, valid):
         return self.loss_fn(raw, target, valid)
 
     def predict(self, raw: torch.Tensor) -> torch.Tensor:
-        return raw.argmax(dim=1)
+        """Class ids; -1 (no prediction) where a logit is NaN/Inf, never a confident class 0."""
+        ids = raw.argmax(dim=1)
+        return torch.where(torch.isfinite(raw).all(dim=1), ids, torch.full_like(ids, -1))
 
     def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
         return raw.float().softmax(dim=1)
@@ -38,4 +45,4 @@ class SegmentationTask(Task):
                 "class_names": list(self.class_names) if self.class_names else None}
 
     def metric_args(self):
-        return {"num_classes": self.num_classes}
+        return {"num_classes": self.num_classes, "class_names": self.class_names}

@@ -28,7 +28,9 @@ class ThresholdClassificationTask(SegmentationTask):
         thresholds = [float(t) for t in thresholds]
         if not thresholds or sorted(thresholds) != thresholds or len(set(thresholds)) != len(thresholds):
             raise ConfigError(f"need strictly increasing values, got {thresholds}", key="thresholds")
-        names = [f"<{thresholds[0]:g}"] + [f">={t:g}" for t in thresholds]
+        # per-class metric keys: iou_below_0.5, iou_0.5-2, ..., iou_10_plus
+        names = ([f"below_{thresholds[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(thresholds, thresholds[1:])]
+                 + [f"{thresholds[-1]:g}_plus"])
         super().__init__(name, len(thresholds) + 1, target, loss, metrics, class_names=names)
         self.register_buffer("thresholds", torch.tensor(thresholds, dtype=torch.float32), persistent=False)
 

@@ -59,7 +59,12 @@ def run_step(model, balancer, x, y, micro_batches=1):
         balancer.backward(mse_losses(model, part_x, part_y, 1.0 / micro_batches), shared_params(model))
     balancer.finalize(shared_params(model))
     grads = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
-    return grads, dict(balancer.last_weights)
+    return grads, floats(balancer.last_weights)
+
+
+def floats(weights: dict) -> dict[str, float]:
+    """Balancer weights (0-dim tensors, kept on the device to avoid host syncs) as floats."""
+    return {k: float(v) for k, v in weights.items()}
 
 
 def build(name, **options):

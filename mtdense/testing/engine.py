@@ -22,7 +22,7 @@ import torch
 from mtdense.engine.hooks import Hook
 from mtdense.engine.teachers import Teacher
 from mtdense.registry import HOOKS, LOGGERS, TEACHERS
-from mtdense.testing.data import check_sample
+from mtdense.testing.data import check_sample, equal
 from mtdense.testing.fixtures import fake_trainer, raw_outputs, sample_batch, standard_tasks, tiny_student
 
 
@@ -119,7 +119,7 @@ def check_hook_cycle(name: str, options: dict) -> None:
     state = _round_trip(hook.state_dict())
     fresh = _hook(name, options, tasks)
     fresh.load_state_dict(state)
-    assert repr(_round_trip(fresh.state_dict())) == repr(state), "load_state_dict(state_dict()) does not restore the state"
+    assert equal(_round_trip(fresh.state_dict()), state), "load_state_dict(state_dict()) does not restore the state"
 
 
 def hook_checks(name: str, options: dict, workdir) -> list:

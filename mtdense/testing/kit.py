@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from mtdense.registry import ALL_REGISTRIES
+from mtdense.registry import ALL_REGISTRIES, registry_of
 
 Check = tuple[str, Callable[[], None]]
 
@@ -69,8 +69,9 @@ def check_plugin(kind: str, name: str, **build_kwargs: Any) -> list[str]:
     """Run every check of ``kind`` on plugin ``name`` built with ``build_kwargs`` (else its
     ``conformance_kwargs``). Returns the names of the checks that passed; raises
     ``ConformanceError`` naming each failed check and why."""
+    kind = registry_of(kind).kind  # an unknown kind or name is a RegistryError, not a conformance failure
+    registry_of(kind).get(name)
     make_checks = _checks_for(kind)
-    ALL_REGISTRIES[kind].get(name)  # an unknown name is a RegistryError, not a conformance failure
     with tempfile.TemporaryDirectory(prefix="mtdense-conformance-") as tmp:
         workdir = Path(tmp)
         try:

@@ -1,6 +1,7 @@
 """Conformance of metrics: ``torchmetrics.Metric`` subclasses updated as
 ``update(pred, target, valid)`` with B×H×W tensors — class ids when the metric takes the runtime
-argument ``num_classes`` (the kit passes 3), values otherwise (the kit feeds 0.5–10) — and
+argument ``num_classes`` (the kit passes 3, or ``num_classes`` from ``conformance_kwargs``, e.g. 2
+for a binary-only metric), values otherwise (the kit feeds 0.5–10) — and
 ``compute()`` returning ``{name: scalar}``.
 
 Checked: named scalars; two updates on halves of a batch equal one update on the whole; two
@@ -20,19 +21,22 @@ from mtdense.registry import METRICS
 B, H, W = 4, 6, 10
 
 
-def _build(name: str, options: dict) -> tuple[Metric, bool]:
-    classes = "num_classes" in METRICS.options(name)
-    runtime = {"num_classes": 3} if classes else {}
+def _build(name: str, options: dict) -> tuple[Metric, int]:
+    """The metric and its number of classes (0 for a metric of values)."""
+    options = dict(options)
+    classes = int(options.pop("num_classes", 3)) if "num_classes" in METRICS.options(name) else 0
+    runtime = {"num_classes": classes} if classes else {}
     metric = METRICS.build({"type": name, **options}, "tasks.subject.metrics.0", **runtime)
     assert isinstance(metric, Metric), f"a metric must be a torchmetrics.Metric, got {type(metric).__name__}"
     return metric, classes
 
 
-def _data(classes: bool, seed: int = 0):
+def _data(classes: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     if classes:
-        target = torch.randint(0, 3, (B, H, W), generator=gen)
-        pred = torch.where(torch.rand(B, H, W, generator=gen) < 0.7, target, torch.randint(0, 3, (B, H, W), generator=gen))
+        target = torch.randint(0, classes, (B, H, W), generator=gen)
+        pred = torch.where(torch.rand(B, H, W, generator=gen) < 0.7, target,
+                           torch.randint(0, classes, (B, H, W), generator=gen))
     else:
         target = 0.5 + 9.5 * torch.rand(B, H, W, generator=gen)
         pred = (target * (0.7 + 0.6 * torch.rand(B, H, W, generator=gen))).clamp(0.5, 10)

@@ -7,7 +7,6 @@ Every step is the same code a user runs on real data (`mtdense data synth-precip
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.inference.predict import evaluate_checkpoint, predict_checkpoint
 from mtdense.metrics.precipitation import DEFAULT_THRESHOLDS as THRESHOLDS
 from mtdense.engine.trainer import Trainer
+from mtdense.strict_json import dumps
 
 
 
@@ -140,5 +140,5 @@ def run_precip_demo(out: str | Path = "demo_output/precip", scenes: int = 96, si
     ]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
-    (out / "test_metrics.json").write_text(json.dumps({"mtcf": test, "gpi": gpi}, indent=1))
+    (out / "test_metrics.json").write_text(dumps({"mtcf": test, "gpi": gpi}, indent=1))
     return report

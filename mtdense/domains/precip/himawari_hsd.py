@@ -88,7 +88,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
         return bz2.decompress(raw) if path.suffix == ".bz2" else raw
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, ValueError) as exc:  # bz2: a truncated stream is a ValueError
         raise HSDError(f"{path}: cannot read HSD file ({exc}); check the path and that the download is complete"
                        ) from exc
 

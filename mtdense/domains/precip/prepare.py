@@ -43,7 +43,7 @@ from mtdense.domains.precip.regrid import block_mean, cell_index, nearest
 from mtdense.domains.precip.ptree import band_channel_name, iter_ptree_channels
 from mtdense.atomic_write import atomic_path
 from mtdense.config import SPLITS
-from mtdense.errors import ConfigError
+from mtdense.errors import ConfigError, DataError
 
 REGRID_MODES = ("ahi_to_label", "label_to_ahi")
 _PTREE_NAME = re.compile(r"NC_H\d\d_(\d{8})_(\d{4})_")
@@ -62,14 +62,14 @@ class Scene:
 def scan_time_from_name(path: Path) -> dt.datetime:
     m = _PTREE_NAME.search(path.name)
     if m is None:
-        raise ConfigError(f"{path}: not a P-Tree file name (expected NC_Hnn_YYYYMMDD_hhmm_...nc); rename or remove it")
+        raise DataError(f"{path}: not a P-Tree file name (expected NC_Hnn_YYYYMMDD_hhmm_...nc); rename or remove it")
     return dt.datetime.strptime("".join(m.groups()), "%Y%m%d%H%M")
 
 
 def granule_start_from_name(path: Path) -> dt.datetime:
     m = _IMERG_NAME.search(path.name)
     if m is None:
-        raise ConfigError(f"{path}: not an IMERG half-hourly file name (expected ...YYYYMMDD-SHHMMSS-EHHMMSS...)")
+        raise DataError(f"{path}: not an IMERG half-hourly file name (expected ...YYYYMMDD-SHHMMSS-EHHMMSS...)")
     return dt.datetime.strptime("".join(m.groups()), "%Y%m%d%H%M%S")
 
 
@@ -167,18 +167,18 @@ def _scene_arrays(scene: Scene, channels: list, regrid: str, label_variable: str
     for scan in iter_ptree_channels(scene.ahi, bands, [c for c in channels if not isinstance(c, int)]):
         if not planes:
             if abs(scan.start_time - scene.scan_time) >= dt.timedelta(minutes=10):
-                raise ConfigError(f"{scene.ahi}: start_time {scan.start_time} does not match the file name's "
+                raise DataError(f"{scene.ahi}: start_time {scan.start_time} does not match the file name's "
                                   f"{scene.scan_time}")
             lat, lon = scan.lat, scan.lon
             pad_lat, pad_lon = abs(lat[1] - lat[0]) / 2 + 0.1, abs(lon[1] - lon[0]) / 2 + 0.1
             granule = read_imerg(scene.imerg, label_variable, lat_range=(lat.min() - pad_lat, lat.max() + pad_lat),
                                  lon_range=(lon.min() - pad_lon, lon.max() + pad_lon))
             if granule.start_time != scene.granule_start:
-                raise ConfigError(f"{scene.imerg}: time {granule.start_time} in the file differs from its name "
+                raise DataError(f"{scene.imerg}: time {granule.start_time} in the file differs from its name "
                                   f"({scene.granule_start})")
             rows, cols = cell_index(lat, granule.lat), cell_index(lon, granule.lon, periodic=True)
             if (rows < 0).all() or (cols < 0).all():
-                raise ConfigError(f"{scene.imerg}: does not cover the area of {scene.ahi.name}")
+                raise DataError(f"{scene.imerg}: does not cover the area of {scene.ahi.name}")
             if regrid == "ahi_to_label":                     # label cells that contain AHI pixels
                 r0, r1 = rows[rows >= 0].min(), rows.max() + 1
                 c0, c1 = cols[cols >= 0].min(), cols.max() + 1

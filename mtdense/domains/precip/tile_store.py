@@ -104,10 +104,13 @@ class PrecipTiles(Dataset):
     def __getitem__(self, i: int) -> dict:
         f = self._handle()
         idx = int(self.indices[i])
-        image = f["image"][idx][self._channel_index]
+        try:
+            image = f["image"][idx][self._channel_index]
+            rain = f["rain_rate"][idx]
+        except OSError as exc:  # a corrupt chunk: h5py's message does not name the file
+            raise DataError(f"{self.path}: cannot read tile {idx} ({exc}); the store is damaged, re-run prepare") from exc
         if self.normalize:
             image = (image - self._mean) / self._std
-        rain = f["rain_rate"][idx]
         valid = np.isfinite(rain)
         scene = int(self._tile_scene[idx])
         sample = {

@@ -118,6 +118,10 @@ class Cityscapes(Dataset):
         crop_bottom: fraction of bottom rows invalid for depth (0.2 for real Cityscapes).
         transform: optional callable ``sample -> sample`` applied last (e.g. a joint
             geometric transform from ``mtdense.data.joint_transforms``).
+        unlabelled: images without fine labels (``split: train_extra``, used as unlabelled data
+            by ``mtdense.data.semisup``): ``gtFine`` is not read and the semantic target is all
+            invalid; disparity and camera files are read where present (Cityscapes ships them
+            for train_extra), else depth is all invalid for that image.
     """
 
     channel_names = ["red", "green", "blue"]
@@ -141,6 +145,7 @@ class Cityscapes(Dataset):
         max_depth: float = 80.0,
         crop_bottom: float = 0.0,
         transform: Callable[[dict], dict] | None = None,
+        unlabelled: bool = False,
     ):
         if classes not in (19, 7):
             raise ConfigError(f"{classes!r} is not supported; use 19 (train ids) or 7 (categories)", key="classes")
@@ -156,7 +161,7 @@ class Cityscapes(Dataset):
         self.size = None if size is None else (int(size[0]), int(size[1]))
         self.classes, self.target = classes, target
         self.max_depth, self.crop_bottom = float(max_depth), float(crop_bottom)
-        self.transform = transform
+        self.transform, self.unlabelled = transform, bool(unlabelled)
         self.target_keys = ["semantic", target]
         self.class_names = TRAIN_CLASS_NAMES if classes == 19 else CATEGORY_NAMES
         self._label_table = _lookup_table(classes)
@@ -176,7 +181,8 @@ class Cityscapes(Dataset):
         )
         if not items:
             raise FileNotFoundError(f"{image_dir}: no <city>/<stem>_leftImg8bit.png images found")
-        missing = [str(p) for city, stem in items for p in self._paths(city, stem)[1:] if not p.is_file()]
+        needed = slice(4, 4) if self.unlabelled else slice(1, 4)
+        missing = [str(p) for city, stem in items for p in self._paths(city, stem)[needed] if not p.is_file()]
         if missing:
             more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
             raise FileNotFoundError(
@@ -198,14 +204,31 @@ class Cityscapes(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def sample_ids(self) -> list[str]:
+        """The file stems (``aachen_000000_000019``): ids for label splits."""
+        return [stem for _, stem in self.items]
+
+    def _read_labels_and_disparity(self, label_path: Path, disparity_path: Path, camera_path: Path,
+                                   shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """(label ids, raw 16-bit disparity, baseline, fx); for unlabelled images the labels are all
+        ignore, and a missing disparity/camera pair gives an all-invalid disparity."""
+        if self.unlabelled:
+            label_ids = np.zeros(shape, np.uint8)  # label id 0 ("unlabeled") maps to ignore
+        else:
+            label_ids = _read_png(label_path, "8-bit label-id map (_gtFine_labelIds.png)", ("L", "P"))
+        if self.unlabelled and not (disparity_path.is_file() and camera_path.is_file()):
+            return label_ids, np.zeros(shape, np.uint16), 1.0, 1.0
+        raw = _read_png(disparity_path, "16-bit disparity map", ("I;16", "I;16B", "I"))
+        baseline, fx = _read_camera(camera_path)
+        return label_ids, raw, baseline, fx
+
     def __getitem__(self, index: int) -> dict:
         city, stem = self.items[index]
         image_path, label_path, disparity_path, camera_path = self._paths(city, stem)
         rgb = _read_png(image_path, "8-bit RGB image", ("RGB",))
-        label_ids = _read_png(label_path, "8-bit label-id map (_gtFine_labelIds.png)", ("L", "P"))
-        raw = _read_png(disparity_path, "16-bit disparity map", ("I;16", "I;16B", "I"))
-        baseline, fx = _read_camera(camera_path)
         height, width = rgb.shape[:2]
+        label_ids, raw, baseline, fx = self._read_labels_and_disparity(label_path, disparity_path, camera_path,
+                                                                      (height, width))
         for path, arr in ((label_path, label_ids), (disparity_path, raw)):
             if arr.shape != (height, width):
                 raise ValueError(f"{path}: size {arr.shape} differs from its image {image_path} ({height}, {width})")

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mtdense.data.generate_once import generate_once
 from mtdense.domains.street.render import render_street
 from mtdense.domains.street.scene import CITY, LABEL_NAMES, Camera, random_street_scene
 
@@ -99,20 +100,6 @@ def synth_street_once(root: str | Path, n_train: int, n_val: int, height: int = 
     """``synth_street`` unless ``root`` already holds scenes made with the same options (a marker
     file records them). Other options in the same folder, or Cityscapes-layout data without the
     marker, are refused: the reader would mix both sets of images."""
-    from mtdense.errors import DataError
-
-    folder = Path(root)
     params = {"n_train": n_train, "n_val": n_val, "height": height, "width": width, "seed": seed}
-    marker = folder / MARKER
-    if marker.is_file():
-        found = json.loads(marker.read_text())
-        if found == params:
-            return {"root": str(folder), "already_present": True, **params}
-        raise DataError(f"{folder}: holds synthetic street scenes made with {found}, not {params}; "
-                        "delete the folder or choose another root")
-    if (folder / "leftImg8bit").exists():
-        raise DataError(f"{folder}: holds Cityscapes-layout data without {MARKER} (other data, or an interrupted "
-                        "generation); delete it or choose another root")
-    summary = synth_street(folder, n_train, n_val, height, width, seed)
-    marker.write_text(json.dumps(params) + "\n")
-    return summary
+    return generate_once(root, MARKER, params, lambda folder: (folder / "leftImg8bit").exists(),
+                         lambda: synth_street(root, n_train, n_val, height, width, seed), "synthetic street scenes")

@@ -1,0 +1,113 @@
+"""Does the default ``trainer.precision: auto`` (bf16 autocast + channels_last on CPU) keep the
+flagship's accuracy? Paired seeds: the MTCF config (`configs/precip/mtcf.yaml`) trained with
+``precision=fp32`` and with ``precision=auto`` on the same SYNTHETIC tiles, seeds 0..N-1 (same
+initialisation and batch order within a pair), scored once on the test split from the checkpoint
+chosen by validation. Reports the per-seed differences auto − fp32 with their mean and 95 %
+Student-t confidence interval, and the training time of each mode.
+
+    python benchmarks/precision.py [--out runs/bench_precision] [--seeds 5] [--epochs 10] [--scenes 48]
+writes benchmarks/results/precision.md and precision.json; resumable (finished runs are skipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from scipy import stats as scipy_stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precip import run_variant, write_results  # noqa: E402  (the precipitation benchmark's training protocol)
+
+from mtdense.bench.results import ResultsFile  # noqa: E402
+from mtdense.domains.precip.prepare import prepare_precip  # noqa: E402
+from mtdense.domains.precip.synth import synth_precip  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODES = ("fp32", "auto")
+METRICS = {  # label: (key, higher is better)
+    "F1@0.5": ("test/rain_rate/f1@0.5", True), "F1@2": ("test/rain_rate/f1@2", True),
+    "F1@5": ("test/rain_rate/f1@5", True), "F1@10": ("test/rain_rate/f1@10", True),
+    "CSI@2": ("test/rain_rate/csi@2", True), "RMSE": ("test/rain_rate/rmse", False),
+    "CC": ("test/rain_rate/cc", True), "rain IoU": ("test/rain_class/jaccard", True),
+}
+
+
+def paired(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean of paired differences and its 95 % Student-t confidence interval."""
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan, math.nan
+    half = scipy_stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench_precision"))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--scenes", type=int, default=48)
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "precision"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    store = out / "tiles.h5"
+    if not store.is_file():
+        synth_precip(out / "raw", n_scenes=args.scenes, height=128, width=128, seed=1234)
+        prepare_precip(out / "raw" / "ahi", out / "raw" / "imerg", store, tile_size=64,
+                       extra_channels=["decoy_01"], seed=1234)
+    results = ResultsFile(out / "results.jsonl")
+    for seed in range(args.seeds):
+        for mode in MODES:  # interleaved, so machine load affects both modes alike
+            key = f"{mode}/seed{seed}"
+            if key not in results.read():
+                record = run_variant("mtcf", seed, store, out / mode, args.epochs, 16, precision=mode)
+                results.append({"key": key, "mode": mode, "seed": seed, **record})
+                print(f"{key}: {record['train_seconds']:.0f} s", flush=True)
+    done = results.read()
+    seeds = [s for s in range(args.seeds) if all(f"{m}/seed{s}" in done for m in MODES)]
+    rows, summary = [], {"seeds": seeds, "epochs": args.epochs, "scenes": args.scenes, "metrics": {}}
+    for label, (key, higher) in METRICS.items():
+        a = [done[f"fp32/seed{s}"]["metrics"].get(key) for s in seeds]
+        b = [done[f"auto/seed{s}"]["metrics"].get(key) for s in seeds]
+        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+        diffs = [y - x for x, y in pairs]
+        mean, lo, hi = paired(diffs)
+        worse = (hi < 0) if higher else (lo > 0)
+        verdict = "auto worse" if worse else ("auto better" if (lo > 0 if higher else hi < 0) else "no difference")
+        summary["metrics"][label] = {"fp32": a, "auto": b, "diff": diffs, "mean": mean, "ci95": [lo, hi]}
+        rows.append(f"| {label} | {statistics.fmean(x for x, _ in pairs):.4f} | {statistics.fmean(y for _, y in pairs):.4f}"
+                    f" | {mean:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {verdict} |")
+    secs = {m: [done[f"{m}/seed{s}"]["train_seconds"] for s in seeds] for m in MODES}
+    speed = [f / a for f, a in zip(secs["fp32"], secs["auto"])]
+    summary["train_seconds"] = secs
+    lines = [
+        "# Precision: `auto` (bf16 autocast + channels_last) vs fp32 on the flagship (SYNTHETIC data)",
+        "",
+        f"**Data: SYNTHETIC** Himawari/IMERG tiles from `mtdense.domains.precip.synth` ({args.scenes} scenes of "
+        "128×128, seed 1234, 64×64 tiles + one decoy channel). Model: `configs/precip/mtcf.yaml` (MTCF "
+        f"reconstruction), {args.epochs} epochs, batch 16, checkpoint chosen by validation, scored once on the test "
+        f"split. Seeds {', '.join(map(str, seeds))}: the same seed gives both modes the same initialisation and "
+        "batch order, so the comparison is paired. Difference = auto − fp32 per seed; mean and 95 % Student-t "
+        "confidence interval over seeds. \"auto worse\" only when the whole interval is on the worse side.",
+        "",
+        "| test metric | fp32 mean | auto mean | mean diff | 95 % CI | verdict |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Training time per run (data loading and evaluation included): fp32 {statistics.fmean(secs['fp32']):.0f} s, "
+        f"auto {statistics.fmean(secs['auto']):.0f} s; paired speed-up fp32/auto {statistics.fmean(speed):.2f}× "
+        f"(min {min(speed):.2f}, max {max(speed):.2f}). Machine: {platform.machine()}, "
+        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}; the 2-core machine was shared with "
+        "other jobs while these ran (modes interleaved per seed).",
+    ]
+    write_results(Path(args.results), lines, summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""CLI start-up and usability: listing plugins without importing torch, overrides anywhere on the
+line, ``train --resume RUN`` without repeating the config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mtdense.cli import main, parse_args
+from mtdense.registry import ALL_REGISTRIES, static_registrations
+
+from conftest import tiny_config
+
+
+def test_cli_and_registry_list_do_not_import_torch():
+    code = ("import sys, io, contextlib; from mtdense.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out: rc = main(['registry', 'list'])\n"
+            "assert rc == 0 and 'interaction: cbim' in out.getvalue(), out.getvalue()\n"
+            "heavy = sorted(m for m in ('torch', 'torchmetrics', 'torchvision', 'timm') if m in sys.modules)\n"
+            "print(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_listed_names_read_from_source_equal_the_imported_names():
+    for kind, registry in ALL_REGISTRIES.items():
+        assert registry.listed_names() == registry.names(), kind
+    assert static_registrations("mtdense.models.interactions.cbim") == {"INTERACTIONS": ["cbim"]}  # NAME constant
+
+
+def test_static_registration_falls_back_to_import_for_computed_names(tmp_path, monkeypatch):
+    (tmp_path / "computed_plugin.py").write_text(
+        "from mtdense.registry import LOSSES\nfor n in ('a', 'b'):\n    LOSSES.register('computed_' + n)(len)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert static_registrations("computed_plugin") is None
+
+
+def test_overrides_are_accepted_anywhere_on_the_line():
+    args = parse_args(["train", "exp.yaml", "--resume", "runs/x", "trainer.lr=1e-3", "data.batch_size=2"])
+    assert args.config == "exp.yaml" and args.resume == "runs/x"
+    assert args.overrides == ["trainer.lr=1e-3", "data.batch_size=2"]
+    args = parse_args(["evaluate", "runs/x", "--split", "test", "data.batch_size=2"])
+    assert args.split == "test" and args.overrides == ["data.batch_size=2"]
+    with pytest.raises(SystemExit):
+        parse_args(["train", "exp.yaml", "--bogus"])
+    with pytest.raises(SystemExit):  # a verb without overrides takes none
+        parse_args(["registry", "list", "backbone", "x=1"])
+
+
+def test_resume_without_the_config_uses_the_run_folder_config(tmp_path, capsys):
+    cfg = tiny_config(tmp_path / "run", max_epochs=1)
+    (tmp_path / "exp.yaml").write_text(json.dumps(cfg))
+    assert main(["train", str(tmp_path / "exp.yaml")]) == 0
+    first = json.loads(capsys.readouterr().out)
+    # no CONFIG; the override comes after the option; training continues for one more epoch
+    assert main(["train", "--resume", str(tmp_path / "run"), "trainer.max_epochs=2"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first.keys() == second.keys() and second["val/loss"] != first["val/loss"]
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*")) == ["step_00000004",
+                                                                                         "step_00000008"]
+    assert main(["train", "--resume", str(tmp_path / "nothing_here")]) == 2
+    assert "no config.yaml in this run folder" in capsys.readouterr().err
