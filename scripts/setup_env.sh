@@ -21,7 +21,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "[mtdense] torch==2.14.1/torchvision==0.29.1 unavailable; installing the newest compatible pair" >&2
     "$VENV/bin/python" -m pip install --quiet torch torchvision; }
   "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev,nnunet]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  "$VENV/bin/python" -c "import mtdense, torch, timm, segmentation_models_pytorch, h5py, netCDF4, onnxruntime"
+  "$VENV/bin/python" -c "import mtdense, torch, timm, segmentation_models_pytorch, h5py, netCDF4, onnxruntime, rasterio"
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -70,7 +70,27 @@ def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
                            seed=0, min_valid_fraction=0.5, split_by="random")["path"]  # 4 scans: too few blocks
     synth_street(root / "street", n_train=8, n_val=2, height=32, width=64, seed=5)
     synth_agri(root / "agri", {"train": 2, "val": 1}, height=32, width=40, seed=6)
-    return {"precip_store": Path(store), "street_root": root / "street", "agri_root": root / "agri"}
+    return {"precip_store": Path(store), "street_root": root / "street", "agri_root": root / "agri",
+            "satrain_root": tiny_satrain(root / "satrain")}
+
+
+def tiny_satrain(root: Path) -> Path:
+    """Tiny SatRain gridded scenes (16×16, 16 geo channels) in the exact layout: 3 training, 2
+    validation, 2 Korea testing scenes; rain where channel 13 (10.4 µm) is cold."""
+    import datetime as dt
+
+    import numpy as np
+
+    from mtdense.domains.precip.writers import write_satrain_pair
+
+    rng = np.random.default_rng(7)
+    lat, lon = 40.0 - 0.036 * np.arange(16), -100.0 + 0.036 * np.arange(16)
+    for folder, n in (("training/xs", 3), ("validation/xs", 2), ("testing/korea", 2)):
+        for k in range(n):
+            obs = rng.normal(260, 15, (16, 16, 16)).astype(np.float32)
+            rain = np.where(obs[..., 12] < 250, (250 - obs[..., 12]) / 3, 0.0)
+            write_satrain_pair(root / "gmi" / folder / "gridded", dt.datetime(2020, 1, 1 + k, 12), obs, rain, lat, lon)
+    return root
 
 
 def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
@@ -79,7 +99,8 @@ def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
     per_type = {"precip_tiles": {"path": data["precip_store"]},
                 "cityscapes": {"root": data["street_root"], "size": "[32,64]", "split": "train"},
                 "synthetic_shapes": {"length": 4, "size": "[16,24]"},
-                "agri_fields": {"root": data["agri_root"]}}
+                "agri_fields": {"root": data["agri_root"]},
+                "satrain": {"root": data["satrain_root"]}}
 
     def section(prefix: str, node) -> list[str]:
         if node.type == "semisup":
@@ -107,3 +128,21 @@ def fit_until_interrupted(trainer, stop_at: int) -> None:
     trainer.train_step = interrupting
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
+
+
+@pytest.fixture(scope="session")
+def precip_run(tiny_domain_data, tmp_path_factory):
+    """The shipped MTCF config trained for two tiny epochs on 16×16 SYNTHETIC tiles (B08–B16 + decoy_01)."""
+    from mtdense.config import load_config
+    from mtdense.engine.trainer import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("precip_run")
+    path = ROOT / "configs" / "precip" / "mtcf.yaml"
+    cfg = load_config(path, tiny_data_overrides(load_config(path), tiny_domain_data)
+                      + ["trainer.max_epochs=2", "trainer.warmup_steps=0", "data.batch_size=4",
+                         "logging.loggers=[]", f"trainer.out_dir={out}"])
+    Trainer(cfg).fit()
+    torch.set_num_threads(threads)
+    return out

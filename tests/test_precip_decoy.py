@@ -28,8 +28,10 @@ def test_decoy_channel_ranks_last(tmp_path):
                          "logging.loggers=[]", "trainer.precision=fp32"])
     Trainer(cfg).fit()
     result = band_importance(tmp_path / "run", "test", tmp_path / "bands", repeats=1, seed=0, steps=2,
-                             metrics=["rmse", "f1@2"])
-    for metric in ("rain_rate/f1@2", "rain_rate/rmse"):
+                             metrics=["rmse", "f1@0.5"])
+    # f1@0.5, not f1@2: the generator's rain is calibrated to real radar rain (mostly light), so on
+    # this small test split 2 mm/h events are too few for a stable permutation ranking
+    for metric in ("rain_rate/f1@0.5", "rain_rate/rmse"):
         scores = {r["channel"]: r["importance"] for r in result["permutation"] if r["metric"] == metric}
         assert min(scores, key=scores.get) == "decoy_01", (metric, scores)
     shares = result["attribution"]["rain_rate"]

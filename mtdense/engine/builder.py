@@ -108,6 +108,7 @@ class Experiment:
     datasets: dict[str, Any] = field(default_factory=dict)
     normalization: dict[str, list[float]] | None = None
     coupling_weights: dict[str, float] = field(default_factory=dict)
+    channel_info: dict[str, dict[str, Any]] | None = None   # dataset's per-channel description (units, wavelength)
 
     def spec(self) -> dict[str, Any]:
         """What a checkpoint needs to turn a raw array into predictions without the data: input
@@ -115,7 +116,7 @@ class Experiment:
         and each task's output channels and ``postprocessing`` description."""
         return {"spec_version": SPEC_VERSION, "in_channels": self.cfg.model.in_channels,
                 "channel_names": self.channel_names, "normalization": self.normalization,
-                "tasks": {n: t.out_channels for n, t in self.tasks.items()},
+                "channel_info": self.channel_info, "tasks": {n: t.out_channels for n, t in self.tasks.items()},
                 "postprocessing": {n: t.postprocessing() for n, t in self.tasks.items()}}
 
     def dataset(self, split: str):
@@ -125,7 +126,8 @@ class Experiment:
 
 
 def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
-                     normalization: dict[str, list[float]] | None = None) -> Experiment:
+                     normalization: dict[str, list[float]] | None = None,
+                     channel_info: dict[str, dict[str, Any]] | None = None) -> Experiment:
     """Build tasks, model and couplings; the train dataset is opened to learn the input channels
     and normalisation unless ``channel_names`` is given (as it is when rebuilding from a
     checkpoint, which then also gives its ``normalization``)."""
@@ -134,6 +136,7 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
         datasets["train"] = build_dataset(cfg, "train")
         in_ch, channel_names = resolve_in_channels(cfg, datasets["train"])
         normalization = dataset_normalization(datasets["train"], in_ch)
+        channel_info = getattr(datasets["train"], "channel_info", None)
     else:
         in_ch = len(channel_names)
         with open_dict(cfg):
@@ -143,7 +146,8 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
     couplings, coupling_weights = build_couplings(cfg, tasks)
     target_keys = getattr(datasets.get("train"), "target_keys", None)
     check_monitor(cfg, bind_tasks(tasks, target_keys), list(couplings))
-    return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization, coupling_weights)
+    return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization, coupling_weights,
+                      channel_info)
 
 
 def check_experiment(cfg: DictConfig) -> str | None:

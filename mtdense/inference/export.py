@@ -1,17 +1,20 @@
 """Export a checkpoint's multi-task model to ONNX (opset 17 by default) or TorchScript.
 
-The exported graph takes ``image`` (B×C×H×W, normalised like the training data) and returns one
+The exported graph takes ``image`` (B×C×H×W in the raw units of the training data: the
+checkpoint's input normalisation is inside the graph) and returns one
 output per task, named by the task, in the checkpoint's task order: the raw head outputs
 (B×K×H×W logits or values), or with ``predictions=True`` each task's prediction as
 ``task.predict_from`` makes it (class ids B×H×W, rates after activation, inverse transform and
 gating). Batch, height and width are dynamic axes. ONNX export uses the TorchScript-based
 exporter (``torch.onnx.export(..., dynamo=False)``; the dynamo exporter needs onnxscript).
-The input channel names, the input normalisation the image must get first (per-channel mean/std
-in raw units, or null), each task's post-processing, task list and output mode are stored as ONNX metadata properties /
+The input channel names (and what the dataset says about them, e.g. central wavelengths), the
+input normalisation applied inside the graph (per-channel mean/std in raw units, or null), each
+task's post-processing, task list and output mode are stored as ONNX metadata properties /
 a TorchScript extra file ``mtdense.json``, so a deployed file says what it expects.
 
 ``check_export`` runs the exported file (onnxruntime, or ``torch.jit.load``) on random inputs
-at the export size and at a second size (+32 pixels each way, 2 images) and compares with
+at the export size and at a second size (+32 pixels each way, 2 images; inputs drawn as
+mean + std × N(0, 1) in raw units when the checkpoint has a normalisation) and compares with
 PyTorch: float outputs must agree within ``tolerance`` × max(1, max |PyTorch output|); integer
 outputs (class ids) may differ at no more than ``max_flipped`` of the pixels, since near-ties of
 logits can legitimately flip under float rounding.
@@ -31,25 +34,38 @@ import torch
 from torch import nn
 
 from mtdense.atomic_write import write_bytes
+from mtdense.data.normalization import normalize
 from mtdense.errors import ExportError
 from mtdense.engine.builder import predictions as task_predictions
-from mtdense.inference.predict import load_experiment
+from mtdense.engine.checkpoint import read_checkpoint
+from mtdense.inference.predict import experiment_from
 from mtdense.errors import ConfigError
 
 FORMATS = ("onnx", "torchscript")
 
 
 class ExportedModel(nn.Module):
-    """The multi-task model with a tuple of per-task outputs (raw, or task predictions)."""
+    """Raw image → normalisation → the multi-task model → a tuple of per-task outputs (raw, or
+    task predictions)."""
 
-    def __init__(self, model: nn.Module, tasks: nn.ModuleDict, in_channels: int, predictions: bool = False):
+    def __init__(self, model: nn.Module, tasks: nn.ModuleDict, in_channels: int, predictions: bool = False,
+                 normalization: dict | None = None):
         super().__init__()
         self.model, self.tasks, self.predictions = model, tasks, predictions
         self.in_channels = in_channels
         self.task_names = list(tasks)
+        self.normalization = normalization
+
+    def example_input(self, batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
+        """Random raw input: mean + std × N(0, 1) per channel (N(0, 1) without normalisation)."""
+        x = torch.randn(batch, self.in_channels, height, width, generator=torch.Generator().manual_seed(seed))
+        if self.normalization is None:
+            return x
+        mean, std = (torch.tensor(self.normalization[k]).view(1, -1, 1, 1) for k in ("mean", "std"))
+        return mean + std * x
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(image)
+        out = self.model(normalize(image, self.normalization))
         if self.predictions:
             out = task_predictions(self.tasks, out)
         return tuple(out[name] for name in self.task_names)
@@ -64,6 +80,8 @@ def _dynamic_axes(wrapper: ExportedModel) -> dict[str, dict[int, str]]:
 def _description(wrapper: ExportedModel, spec: dict, checkpoint: str) -> dict[str, str]:
     return {"mtdense.checkpoint": checkpoint,
             "mtdense.channel_names": json.dumps(spec["channel_names"]),
+            "mtdense.channel_info": json.dumps(spec.get("channel_info")),
+            "mtdense.input": "raw units; the normalisation below is applied inside the graph",
             "mtdense.normalization": json.dumps(spec["normalization"]),
             "mtdense.postprocessing": json.dumps(spec["postprocessing"]),
             "mtdense.tasks": json.dumps({n: t.out_channels for n, t in wrapper.tasks.items()}),
@@ -109,10 +127,12 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", hei
         raise ConfigError(f"export: format {fmt!r} is not one of {', '.join(FORMATS)}")
     if height < 1 or width < 1:
         raise ConfigError(f"export: --height/--width must be positive, got {height}×{width}")
-    exp = load_experiment(checkpoint, overrides)
-    wrapper = ExportedModel(exp.model.cpu(), exp.tasks.cpu(), len(exp.channel_names), predictions).eval()
-    example = torch.randn(1, len(exp.channel_names), height, width, generator=torch.Generator().manual_seed(0))
-    description = _description(wrapper, exp.spec(), str(checkpoint))
+    exp = experiment_from(read_checkpoint(checkpoint), overrides)
+    spec = exp.spec()
+    wrapper = ExportedModel(exp.model.cpu(), exp.tasks.cpu(), len(exp.channel_names), predictions,
+                            spec["normalization"]).eval()
+    example = wrapper.example_input(1, height, width)
+    description = _description(wrapper, spec, str(checkpoint))
     with torch.no_grad():
         if fmt == "onnx":
             data = _onnx_bytes(wrapper, example, opset, description)
@@ -145,8 +165,7 @@ def check_export(path: str | Path, wrapper: ExportedModel, height: int, width: i
     run = _runner(Path(path), fmt)
     records = []
     for batch, h, w in ((1, height, width), (2, height + 32, width + 32)):
-        gen = torch.Generator().manual_seed(seed)
-        image = torch.randn(batch, wrapper.in_channels, h, w, generator=gen)
+        image = wrapper.example_input(batch, h, w, seed)
         expected = [t.numpy() for t in wrapper(image)]
         for name, got, ref in zip(wrapper.task_names, run(image), expected):
             if got.shape != ref.shape:

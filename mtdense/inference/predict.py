@@ -32,7 +32,8 @@ def experiment_from(ckpt: dict, overrides: Iterable[str] = ()) -> Experiment:
     cfg = validate(cfg, where=f"checkpoint {ckpt['folder']}")
     check_weights_fit(cfg, ckpt)
     exp = build_experiment(cfg, channel_names=ckpt["spec"]["channel_names"],
-                           normalization=ckpt["spec"].get("normalization"))
+                           normalization=ckpt["spec"].get("normalization"),
+                           channel_info=ckpt["spec"].get("channel_info"))
     exp.model.load_state_dict(ckpt["weights"])
     exp.model.eval()
     return exp

@@ -77,3 +77,12 @@ class Predictor:
     def __repr__(self) -> str:
         return (f"Predictor(channels={self.channel_names}, tasks={list(self.tasks)}, "
                 f"normalization={'yes' if self.normalization else 'none'}, device={self.device})")
+
+    def predict_scene(self, array: Any, window: int | tuple[int, int] = 256, overlap: float = 0.5,
+                      batch_size: int = 4, flip_tta: bool = False, probabilities: bool = True) -> dict[str, np.ndarray]:
+        """``predict`` for a C×H×W array of any size: overlapping ``window``-sized windows blended
+        with Gaussian weights (nnU-Net style), optional flip test-time augmentation; see
+        ``mtdense.inference.scene.predict_windows``."""
+        from mtdense.inference.scene import predict_windows
+
+        return predict_windows(self, array, window, overlap, batch_size, flip_tta, probabilities)

@@ -168,7 +168,7 @@ class NnUNetLikeTeacher(Teacher):
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         self.net.eval()
         patch = tuple(self.plan["patch_size"])
-        run = lambda x: sliding_window(self.net, x, patch, self.step_fraction)  # noqa: E731
+        run = lambda x: sliding_window(self.net, x, patch, overlap=1 - self.step_fraction)  # noqa: E731
         out = run(image)
         if self.mirror:
             for dims in ((-1,), (-2,), (-2, -1)):

@@ -1,4 +1,4 @@
 """Plugin module of the precipitation domain (entry point ``precip`` in ``mtdense.plugins``)."""
 
-LOCATIONS = {"dataset": ["mtdense.domains.precip.tile_store"]}
+LOCATIONS = {"dataset": ["mtdense.domains.precip.tile_store", "mtdense.domains.precip.satrain"]}
 CLI = "mtdense.domains.precip.cli"

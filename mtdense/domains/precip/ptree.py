@@ -20,6 +20,8 @@ from mtdense.domains.precip.cf_time import decode_cf_time
 from mtdense.errors import DataError
 
 AHI_IR_BANDS = tuple(range(7, 17))
+# central wavelengths (µm) of the AHI infrared bands (JMA, Himawari-8/9 AHI band specification)
+AHI_WAVELENGTH_UM = {7: 3.9, 8: 6.2, 9: 6.9, 10: 7.3, 11: 8.6, 12: 9.6, 13: 10.4, 14: 11.2, 15: 12.4, 16: 13.3}
 
 
 class PTreeError(DataError):
@@ -41,6 +43,15 @@ class PTreeScene:
 
 def band_channel_name(band: int) -> str:
     return f"B{band:02d}"
+
+
+def channel_info(channel: str) -> dict:
+    """What a channel is: units and, for an AHI band ``Bnn``, its central wavelength."""
+    if len(channel) == 3 and channel[0] == "B" and channel[1:].isdigit() and int(channel[1:]) in AHI_WAVELENGTH_UM:
+        band = int(channel[1:])
+        return {"units": "K", "wavelength_um": AHI_WAVELENGTH_UM[band],
+                "description": f"AHI band {band} ({AHI_WAVELENGTH_UM[band]:g} µm) brightness temperature"}
+    return {"units": "K", "description": f"extra input variable {channel}"}
 
 
 def _plane(ds, name: str, path: Path) -> np.ndarray:

@@ -7,9 +7,13 @@ trivially (an IR-only GPI threshold gets partial skill, multispectral models can
 * Rain is intermittent, heavy-tailed and spatially correlated: fields are Gaussian noise with a
   power-law spectrum P(k) ~ k^-beta (beta 2.5-3.5, as for radar rain fields, Lovejoy & Schertzer
   1990; pysteps' noise generators), thresholded to give
-  - convective cores (small, up to ~100 mm/h, lognormal in the field excess),
-  - stratiform shields (0.5-6 mm/h inside a larger non-raining cloud shield),
-  - warm rain from low clouds (0.2-2 mm/h) that IR barely sees (tops 265-285 K).
+  - convective cores (small, k^-1.8 field, 2 mm/h growing exponentially with the field excess),
+  - stratiform shields (0.4 mm/h + a ramp inside a larger non-raining cloud shield), modulated by
+    embedded small-scale cells (lognormal, k^-1.5),
+  - warm rain from low clouds (0.1-1 mm/h) that IR barely sees (tops 265-285 K).
+  Calibrated against real radar rain on the 0.1° grid (wet fraction, wet-pixel quantiles,
+  exceedance fractions, spectrum slope, correlation length, rain-area sizes):
+  benchmarks/results/synth_realism.md.
 * Cloud-top temperature is tied to rain type: convective tops 192-225 K (overshooting below
   ~205 K), stratiform 220-250 K, low clouds 265-288 K, clear sky ~298 K surface.
 * Thin cirrus (emissivity 0.1-0.9, ~220 K) is cold in B13 but does not rain (the classic GPI
@@ -46,6 +50,7 @@ BAND_LAYERS = {8: (236.0, 0.97, 1.00, 0.6), 9: (248.0, 0.93, 1.00, 0.3), 10: (25
                11: (272.0, 0.12, 0.85, 0.0), 12: (252.0, 0.35, 0.95, 0.0), 13: (276.0, 0.05, 1.00, 0.0),
                14: (276.0, 0.08, 1.07, 0.0), 15: (274.0, 0.15, 1.35, 0.0), 16: (250.0, 0.65, 1.20, 0.0)}
 NEDT_K = 0.15
+SHIELD_BETA, CONV_BETA = 3.0, 1.8   # spectral slopes of the rain-generating fields (calibrated: benchmarks/synth_realism.py)
 TROPOPAUSE_K = 205.0
 
 
@@ -77,18 +82,18 @@ def _quantile_threshold(field: np.ndarray, fraction: float) -> float:
 
 def synth_scene(rng: np.random.Generator, shape: tuple[int, int], decoy_channels: int = 1):
     """One scene on the fine (AHI) grid: ({band: BT}, {decoy name: BT}, rain rate mm/h)."""
-    shield, conv, cirrus, low, surface = (powerlaw_field(rng, shape, b) for b in (3.5, 2.5, 3.0, 3.0, 3.5))
-    shield_thr = _quantile_threshold(shield, rng.uniform(0.15, 0.5))
+    shield, conv, cirrus, low, surface = (powerlaw_field(rng, shape, b) for b in (SHIELD_BETA, CONV_BETA, 3.0, 3.0, 3.5))
+    shield_thr = _quantile_threshold(shield, rng.uniform(0.06, 0.25))
     in_shield = shield > shield_thr
     rain_thr = shield_thr + 0.35
-    texture = np.exp(0.3 * rng.standard_normal(shape, dtype=np.float32))
-    stratiform = np.where(shield > rain_thr, (0.5 + 3.0 * (shield - rain_thr)) * texture, 0.0)
+    cells = np.exp(1.0 * powerlaw_field(rng, shape, 1.5) - 0.5)   # embedded cells: small-scale, lognormal
+    stratiform = np.where(shield > rain_thr, (0.4 + 1.2 * (shield - rain_thr)) * cells, 0.0)
     conv = conv + 1.5 * (shield - shield_thr)                     # cores grow inside organised shields
-    conv_thr = _quantile_threshold(conv, rng.uniform(0.01, 0.06))
+    conv_thr = _quantile_threshold(conv, rng.uniform(0.005, 0.03))
     excess = np.clip(conv - conv_thr, 0.0, None)
-    convective = np.where(excess > 0, 4.0 * np.exp(1.5 * excess), 0.0)
+    convective = np.where(excess > 0, 2.0 * np.exp(1.3 * excess), 0.0)
     low_thr = _quantile_threshold(low, rng.uniform(0.1, 0.3))
-    warm = np.where(low > low_thr + 0.5, 0.2 + 1.2 * (low - low_thr - 0.5), 0.0)
+    warm = np.where(low > low_thr + 0.8, 0.1 + 0.6 * (low - low_thr - 0.8), 0.0)
     warm[in_shield | (excess > 0)] = 0.0
     rain = np.clip(np.maximum.reduce([stratiform, convective, warm]), 0.0, 150.0)
 

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mtdense.config import SPLITS
+from mtdense.domains.precip.ptree import channel_info
 from mtdense.errors import ConfigError, DataError
 from mtdense.registry import DATASETS
 
@@ -85,6 +86,7 @@ class PrecipTiles(Dataset):
         self._mean = mean[self._channel_index].astype(np.float32)[:, None, None]
         self._std = np.maximum(std[self._channel_index], 1e-6).astype(np.float32)[:, None, None]
         self.split, self.normalize, self.transform = split, normalize, transform
+        self.channel_info = {name: channel_info(name) for name in names}
         self.normalization = {"mean": self._mean.ravel().tolist(), "std": self._std.ravel().tolist()} if normalize else None
         self._file, self._pid = None, None
 

@@ -122,3 +122,29 @@ def write_imerg(path, rain_rate: np.ndarray, lat: np.ndarray, lon: np.ndarray, s
                 var(grid, name, data)
             var(grid, "probabilityLiquidPrecipitation", liquid, "percent", _FILL_I2, "-9999")
     return Path(path)
+
+
+def write_satrain_pair(folder, time: dt.datetime, observations: np.ndarray, surface_precip: np.ndarray,
+                       lat: np.ndarray, lon: np.ndarray, radar_quality_index: np.ndarray | None = None,
+                       valid_fraction: np.ndarray | None = None) -> tuple[Path, Path]:
+    """A SatRain gridded ``geo_<time>.nc`` (``observations(latitude, longitude, channel)``) and
+    ``target_<time>.nc`` (``surface_precip`` mm/h, ``radar_quality_index``, ``valid_fraction``)
+    under ``folder/YYYY/MM/DD`` (layout: mtdense docs/formats.md (b'))."""
+    import xarray as xr
+
+    day = Path(folder) / f"{time:%Y/%m/%d}"
+    day.mkdir(parents=True, exist_ok=True)
+    coords = {"latitude": lat, "longitude": lon}
+    stamp = np.datetime64(time, "ns")
+    geo = xr.Dataset({"observations": (("latitude", "longitude", "channel"), observations.astype(np.float32)),
+                      "time": (("latitude", "longitude"), np.full(surface_precip.shape, stamp))}, coords=coords)
+    ones = np.ones(surface_precip.shape, np.float32)
+    target = xr.Dataset({"surface_precip": (("latitude", "longitude"), surface_precip.astype(np.float32)),
+                         "radar_quality_index": (("latitude", "longitude"),
+                                                 ones if radar_quality_index is None else radar_quality_index),
+                         "valid_fraction": (("latitude", "longitude"), ones if valid_fraction is None else valid_fraction),
+                         "time": (("latitude", "longitude"), np.full(surface_precip.shape, stamp))}, coords=coords)
+    paths = day / f"geo_{time:%Y%m%d%H%M%S}.nc", day / f"target_{time:%Y%m%d%H%M%S}.nc"
+    geo.to_netcdf(paths[0])
+    target.to_netcdf(paths[1])
+    return paths
