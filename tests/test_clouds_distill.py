@@ -42,9 +42,9 @@ def test_pixel_kd_matches_hinton_by_hand():
     kd1 = PixelKD(TASKS, "cloud", "big", temperature=1.0)
     expected = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)  # KL(p_t || p_s)
     assert float(kd1({"cloud": s}, _batch(t))) == pytest.approx(expected, rel=1e-5)
-    kd2 = PixelKD(TASKS, "cloud", "big", temperature=2.0, weight=0.5)
+    kd2 = PixelKD(TASKS, "cloud", "big", temperature=2.0)
     p = math.sqrt(3) / (1 + math.sqrt(3))  # softmax([0, ln 3] / 2)
-    expected2 = 0.5 * 4 * ((1 - p) * math.log((1 - p) / 0.5) + p * math.log(p / 0.5))  # weight · T² · KL
+    expected2 = 4 * ((1 - p) * math.log((1 - p) / 0.5) + p * math.log(p / 0.5))  # T² · KL
     assert float(kd2({"cloud": s}, _batch(t))) == pytest.approx(expected2, rel=1e-5)
     assert float(kd1({"cloud": t}, _batch(t))) == pytest.approx(0.0, abs=1e-7)
     # one sigmoid logit z ≡ two logits (0, z)
@@ -93,8 +93,7 @@ def _student_cfg(teacher_run, base_cfg, out):
     cfg["couplings"] = [
         {"type": "kd_pixel", "name": "kd_semantic", "task": "semantic", "teacher": "big", "temperature": 2.0},
         {"type": "kd_regression", "name": "kd_height", "task": "height", "teacher": "big"}]
-    cfg["balancer"] = {"type": "fixed", "weights": {"semantic": 0.0, "height": 0.0, "kd_semantic": 1.0,
-                                                    "kd_height": 1.0}}
+    cfg["balancer"] = {"type": "fixed", "weights": {"semantic": 0.0, "height": 0.0}}  # couplings keep weight 1
     return cfg
 
 

@@ -46,6 +46,9 @@ def sample_ids(dataset: Any) -> list[str]:
 
 @DATASETS.register("semisup")
 class SemiSupervised(Dataset):
+    conformance_kwargs = {"labelled": {"type": "synthetic_shapes", "length": 4, "size": [16, 24]},
+                          "label_fraction": 0.5}  # half of four shapes images labelled (for ``mtdense.testing``)
+
     def __init__(self, labelled: Mapping[str, Any], unlabelled: Mapping[str, Any] | None = None,
                  label_fraction: float | None = None, labelled_count: int | None = None, split_seed: int = 0,
                  split_file: str | None = None, keep_targets: Sequence[str] = (), labelled_ratio: float = 0.5,

@@ -67,6 +67,8 @@ class TeacherCoupling(nn.Module):
 
 @COUPLINGS.register("pseudo_label")
 class PseudoLabelLoss(TeacherCoupling):
+    conformance_kwargs = {"task": "semantic", "teacher": "teacher"}  # the kit's standard names
+
     def __init__(self, tasks: nn.ModuleDict, task: str, teacher: str, weighting: str = "threshold",
                  threshold: float = 0.9, pixels: str = "unlabelled"):
         super().__init__(tasks, task, teacher, pixels, needs="num_classes")
@@ -88,6 +90,8 @@ class PseudoLabelLoss(TeacherCoupling):
 
 @COUPLINGS.register("regression_consistency")
 class RegressionConsistency(TeacherCoupling):
+    conformance_kwargs = {"task": "height", "teacher": "teacher"}
+
     def __init__(self, tasks: nn.ModuleDict, task: str, teacher: str, pixels: str = "unlabelled"):
         super().__init__(tasks, task, teacher, pixels, needs="activated")
 

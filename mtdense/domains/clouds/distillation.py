@@ -3,15 +3,16 @@
 - ``kd_pixel``: Hinton et al., "Distilling the Knowledge in a Neural Network", NIPS DL Workshop
   2015, applied per pixel: T² · KL(softmax(t/T) ‖ softmax(s/T)) averaged over the pixels the task
   marks valid (``pixels: valid``) or over every pixel (``pixels: all``, e.g. unlabelled images).
-  One-channel outputs are sigmoid logits (binary KL). With the fixed balancer, Hinton's
-  α·L_sup + (1 − α)·L_KD is ``weights: {task: α, <kd name>: 1 − α}``.
+  One-channel outputs are sigmoid logits (binary KL). Hinton's α·L_sup + (1 − α)·L_KD is the
+  fixed balancer's ``weights: {task: α}`` with the coupling's own ``weight: 1 − α`` (couplings are
+  added outside the balancer with their configured weight).
 - ``kd_regression``: a regression output (e.g. rain rate) pulled to the teacher's raw output with
   an L2 (``mse``) or L1 loss on valid pixels — the multi-task counterpart for estimation heads
   (as in Chen et al., "Learning Efficient Object Detection Models with Knowledge Distillation",
   NeurIPS 2017, which distils regression outputs alongside class logits).
 
 Both are 0 (not NaN) on a batch without valid pixels, and 0 on batches without teacher outputs
-(validation: the evaluator runs no teachers); ``weight`` scales the loss.
+(validation: the evaluator runs no teachers).
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from mtdense.registry import COUPLINGS
 class TeacherCoupling(nn.Module):
     """Shared checks: the task exists, its target key gives the validity mask."""
 
-    def __init__(self, tasks, task: str, teacher: str, weight: float = 1.0, pixels: str = "valid"):
+    def __init__(self, tasks, task: str, teacher: str, pixels: str = "valid"):
         super().__init__()
         if task not in tasks:
             raise ConfigError(f"{task!r} is not a task; tasks: {', '.join(tasks)}", key="task")
         if pixels not in ("valid", "all"):
             raise ConfigError(f"must be 'valid' or 'all', got {pixels!r}", key="pixels")
-        self.task, self.teacher, self.weight, self.pixels = task, teacher, float(weight), pixels
+        self.task, self.teacher, self.pixels = task, teacher, pixels
         self.target = tasks[task].target
 
     def pair(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -57,9 +58,8 @@ class TeacherCoupling(nn.Module):
 
 @COUPLINGS.register("kd_pixel")
 class PixelKD(TeacherCoupling):
-    def __init__(self, tasks, task: str, teacher: str, temperature: float = 4.0, weight: float = 1.0,
-                 pixels: str = "valid"):
-        super().__init__(tasks, task, teacher, weight, pixels)
+    def __init__(self, tasks, task: str, teacher: str, temperature: float = 4.0, pixels: str = "valid"):
+        super().__init__(tasks, task, teacher, pixels)
         if not temperature > 0:
             raise ConfigError(f"must be > 0, got {temperature!r}", key="temperature")
         self.temperature = float(temperature)
@@ -75,13 +75,13 @@ class PixelKD(TeacherCoupling):
         log_s = F.log_softmax(s / T, dim=1)
         log_t = F.log_softmax(t / T, dim=1)
         kl = (log_t.exp() * (log_t - log_s)).sum(1)
-        return self.weight * T * T * masked_mean(kl, mask)
+        return T * T * masked_mean(kl, mask)
 
 
 @COUPLINGS.register("kd_regression")
 class RegressionKD(TeacherCoupling):
-    def __init__(self, tasks, task: str, teacher: str, loss: str = "mse", weight: float = 1.0, pixels: str = "valid"):
-        super().__init__(tasks, task, teacher, weight, pixels)
+    def __init__(self, tasks, task: str, teacher: str, loss: str = "mse", pixels: str = "valid"):
+        super().__init__(tasks, task, teacher, pixels)
         if loss not in ("mse", "l1"):
             raise ConfigError(f"must be 'mse' or 'l1', got {loss!r}", key="loss")
         self.loss = loss
@@ -92,4 +92,4 @@ class RegressionKD(TeacherCoupling):
             return outputs[self.task].new_zeros(())
         s, t, mask = pair
         diff = (s - t).pow(2) if self.loss == "mse" else (s - t).abs()
-        return self.weight * masked_mean(diff.mean(1), mask)
+        return masked_mean(diff.mean(1), mask)

@@ -78,6 +78,8 @@ class AffineMix:
         depth_keys, disparity_keys: target keys rescaled as d / s and d · s.
     """
 
+    conformance_kwargs = {"depth_task": "height", "depth_keys": ["height"]}  # the kit's regression task
+
     def __init__(self, tasks: Mapping | None = None, depth_task: str = "depth", teacher: str | None = None,
                  p: float = 1.0, scale: Sequence[float] = (0.5, 1.5), rotate: float = 10.0,
                  translate: float = 0.25, depth_keys: Sequence[str] = ("depth",),

@@ -102,6 +102,13 @@ class ScanNet(Dataset):
 
     channel_names = ["red", "green", "blue"]
 
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """One tiny scene in the exact export layout (for ``mtdense.testing``)."""
+        from mtdense.domains.street.scannet_tiny import write_tiny_scannet
+
+        return {"root": str(write_tiny_scannet(workdir)), "size": [8, 12]}
+
     def __init__(self, root: str, split: str | None = None, size: Sequence[int] | None = None, classes: int = 20,
                  max_depth: float = 10.0, frame_step: int = 1, unlabelled: bool = False,
                  transform: Callable[[dict], dict] | None = None):
