@@ -70,7 +70,7 @@ class SemiSupervised(Dataset):
             self.items += [(self.extra, i, False) for i in range(len(self.extra))]
         self.keep_targets, self.labelled_ratio = set(keep_targets), float(labelled_ratio)
         self.channel_names = list(getattr(self.pool, "channel_names", []) or [])
-        for name in ("target_keys", "class_names"):
+        for name in ("target_keys", "class_names", "normalization"):
             if hasattr(self.pool, name):
                 setattr(self, name, getattr(self.pool, name))
 

@@ -20,4 +20,7 @@ def test_every_kind_has_checks():
 
 @pytest.mark.parametrize("kind,name", registered_plugins(), ids=lambda value: str(value))
 def test_plugin_conforms(kind, name):
+    reason = getattr(ALL_REGISTRIES[kind].get(name), "conformance_skip", None)
+    if reason:  # a plugin that needs a trained artifact says so, and which test covers it
+        pytest.skip(f"{kind} {name!r}: {reason}")
     check_plugin(kind, name)

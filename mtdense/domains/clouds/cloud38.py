@@ -103,6 +103,16 @@ def list_patches(root: Path, prefix: str, patch_list: str | None, nonempty_only:
 class Cloud38Dataset(Dataset):
     """38-/95-Cloud patches as samples: image = TOA reflectance (4 bands), target ``cloud`` 0/1."""
 
+    normalization = None  # inputs are reflectance (already scaled from DN); no dataset statistics assumed
+
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """One tiny SYNTHETIC scene in the 38-Cloud layout (for ``mtdense.testing``)."""
+        from mtdense.domains.clouds.synth_writers import synth_clouds
+
+        synth_clouds(workdir, train_scenes=1, test_scenes=1, scene_size=32, patch=16, chips=2, chip=16)
+        return {"root": str(Path(workdir) / "38-Cloud_training")}
+
     def __init__(self, root: str, patch_list: str | None = None, nonempty_only: bool = False, part: str = "all",
                  val_fraction: float = 0.2, sensor: str = "landsat8_l1",
                  transform: Callable[[dict], dict] | None = None):

@@ -58,6 +58,8 @@ class TeacherCoupling(nn.Module):
 
 @COUPLINGS.register("kd_pixel")
 class PixelKD(TeacherCoupling):
+    conformance_kwargs = {"task": "semantic", "teacher": "teacher"}  # the kit's standard names
+
     def __init__(self, tasks, task: str, teacher: str, temperature: float = 4.0, pixels: str = "valid"):
         super().__init__(tasks, task, teacher, pixels)
         if not temperature > 0:
@@ -80,6 +82,8 @@ class PixelKD(TeacherCoupling):
 
 @COUPLINGS.register("kd_regression")
 class RegressionKD(TeacherCoupling):
+    conformance_kwargs = {"task": "height", "teacher": "teacher"}
+
     def __init__(self, tasks, task: str, teacher: str, loss: str = "mse", pixels: str = "valid"):
         super().__init__(tasks, task, teacher, pixels)
         if loss not in ("mse", "l1"):

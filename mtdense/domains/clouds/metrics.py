@@ -29,6 +29,7 @@ class CloudMetrics(Metric):
 
     full_state_update = False
     higher_is_better = True
+    conformance_kwargs = {"num_classes": 2}  # binary masks only
 
     def __init__(self, num_classes: int = 2):
         super().__init__()

@@ -63,6 +63,16 @@ def read_chip(root: str | Path, chip_id: str) -> dict:
 class OnCloudNDataset(Dataset):
     """On Cloud N chips as samples: image = L2A reflectance (4 bands), target ``cloud`` 0/1."""
 
+    normalization = None  # inputs are reflectance (already scaled from DN); no dataset statistics assumed
+
+    @staticmethod
+    def conformance_kwargs(workdir: Path) -> dict:
+        """Two tiny SYNTHETIC chips in the On Cloud N layout (for ``mtdense.testing``)."""
+        from mtdense.domains.clouds.synth_writers import synth_clouds
+
+        synth_clouds(workdir, train_scenes=1, test_scenes=1, scene_size=32, patch=16, chips=2, chip=16)
+        return {"root": str(Path(workdir) / "oncloudn")}
+
     def __init__(self, root: str, part: str = "all", val_fraction: float = 0.2, sensor: str = "sentinel2_l2a",
                  transform: Callable[[dict], dict] | None = None):
         self.root = find_root(Path(root))

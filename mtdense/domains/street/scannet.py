@@ -102,6 +102,8 @@ class ScanNet(Dataset):
 
     channel_names = ["red", "green", "blue"]
 
+    normalization = None  # images are returned as read (RGB scaled to [0, 1]); no statistics are assumed
+
     @staticmethod
     def conformance_kwargs(workdir: Path) -> dict:
         """One tiny scene in the exact export layout (for ``mtdense.testing``)."""
