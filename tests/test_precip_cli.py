@@ -14,7 +14,8 @@ def test_prepare_cli_passes_label_variable_and_split_fractions(tmp_path, capsys)
     store = tmp_path / "s.h5"
     assert main(["data", "prepare-precip", "--ahi", str(tmp_path / "raw" / "ahi"), "--imerg",
                  str(tmp_path / "raw" / "imerg"), "--out", str(store), "--tile", "8", "--min-valid", "0",
-                 "--val-fraction", "0.25", "--test-fraction", "0.5", "--label-variable", "MWprecipitation"]) == 0
+                 "--val-fraction", "0.25", "--test-fraction", "0.5", "--label-variable", "MWprecipitation",
+                 "--split", "random"]) == 0  # 4 scans are too few for blocked splits
     with h5py.File(store, "r") as f:
         parameters = json.loads(f.attrs["parameters"])
     assert parameters["label_variable"] == "MWprecipitation"

@@ -14,10 +14,11 @@ from mtdense.engine.trainer import Trainer
 from mtdense.errors import ConfigError
 
 
-def test_auto_is_the_default_and_fp32_is_one_override_away(tmp_path, monkeypatch):
-    cfg = from_dict(tiny_config(tmp_path))
-    assert cfg.trainer.precision == "auto" and cfg.trainer.channels_last == "auto"
-    auto = Runtime.from_trainer_config(cfg.trainer)
+def test_fp32_is_the_default_and_auto_is_one_override_away(tmp_path, monkeypatch):
+    cfg = from_dict(tiny_config(tmp_path))  # fp32 until paired seeds clear auto (benchmarks/results/precision.md)
+    assert cfg.trainer.precision == "fp32" and cfg.trainer.channels_last == "auto"
+    assert Runtime.from_trainer_config(cfg.trainer).precision == "fp32"
+    auto = Runtime.from_trainer_config(from_dict(tiny_config(tmp_path, precision="auto")).trainer)
     assert (auto.precision, auto.channels_last, auto.grad_scaler) == ("bf16", True, None)
     fp32 = Runtime.from_trainer_config(from_dict(tiny_config(tmp_path, precision="fp32")).trainer)
     assert (fp32.precision, fp32.channels_last) == ("fp32", False)
@@ -29,7 +30,7 @@ def test_auto_is_the_default_and_fp32_is_one_override_away(tmp_path, monkeypatch
 
 
 def test_auto_trains_in_bf16_with_channels_last(tmp_path):
-    trainer = Trainer(from_dict(tiny_config(tmp_path)))
+    trainer = Trainer(from_dict(tiny_config(tmp_path, precision="auto")))
     batch = trainer.runtime.batch(next(iter(trainer._loader("train", shuffle=True))))
     out = trainer.runtime.forward(trainer.model, batch["image"])
     assert out["semantic"].dtype == torch.bfloat16

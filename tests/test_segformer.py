@@ -85,7 +85,8 @@ def test_all_mlp_two_stages_split_projection_and_fusion():
 def test_mtlsegformer_reweighting_runs_on_fused_maps_and_mixes_tasks():
     """At ``stages: last`` the re-weighting sees the per-task fused maps (width D, stride 4) and
     each task's output depends on the other task's decoder."""
-    model = segformer(interactions=[{"type": "mtlsegformer_reweight", "stages": "last"}]).eval()
+    # identity_init off: by default the module starts as the exact identity (numbers issue 9 §1.8)
+    model = segformer(interactions=[{"type": "mtlsegformer_reweight", "stages": "last", "identity_init": False}]).eval()
     reweight = model.interactions[0][0]
     assert reweight.channels == {"plants": 8, "rows": 8}
     seen = {}
