@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 from mtdense.config import load_config, plain
 from mtdense.errors import ConfigError
