@@ -70,8 +70,11 @@ def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
                            seed=0, min_valid_fraction=0.5, split_by="random")["path"]  # 4 scans: too few blocks
     synth_street(root / "street", n_train=8, n_val=2, height=32, width=64, seed=5)
     synth_agri(root / "agri", {"train": 2, "val": 1}, height=32, width=40, seed=6)
+    from mtdense.domains.clouds.synth_writers import synth_clouds
+
+    synth_clouds(root / "clouds", train_scenes=2, test_scenes=1, scene_size=32, patch=16, chips=2, chip=16)
     return {"precip_store": Path(store), "street_root": root / "street", "agri_root": root / "agri",
-            "satrain_root": tiny_satrain(root / "satrain")}
+            "satrain_root": tiny_satrain(root / "satrain"), "cloud38_root": root / "clouds" / "38-Cloud_training"}
 
 
 def tiny_satrain(root: Path) -> Path:
@@ -100,7 +103,8 @@ def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
                 "cityscapes": {"root": data["street_root"], "size": "[32,64]", "split": "train"},
                 "synthetic_shapes": {"length": 4, "size": "[16,24]"},
                 "agri_fields": {"root": data["agri_root"]},
-                "satrain": {"root": data["satrain_root"]}}
+                "satrain": {"root": data["satrain_root"]},
+                "cloud38": {"root": data["cloud38_root"]}}
 
     def section(prefix: str, node) -> list[str]:
         if node.type == "semisup":
@@ -112,8 +116,12 @@ def tiny_data_overrides(cfg, data: dict[str, Path]) -> list[str]:
             options["split"] = "val"
         return [f"{prefix}.{k}={v}" for k, v in options.items()]
 
-    return [o for split in ("train", "val", "test") if cfg.data.get(split) is not None
-            for o in section(f"data.{split}", cfg.data[split])]
+    # a trained nnU-Net-like teacher folder is not available here: an EMA teacher of the same name
+    # stands in, so the config's couplings still read batch["teacher"][name]
+    stand_ins = [f"teachers.{name}={{type: ema}}" for name, t in (cfg.get("teachers") or {}).items()
+                 if t.type in ("nnunet_like", "nnunetv2")]
+    return stand_ins + [o for split in ("train", "val", "test") if cfg.data.get(split) is not None
+                        for o in section(f"data.{split}", cfg.data[split])]
 
 
 def fit_until_interrupted(trainer, stop_at: int) -> None:
