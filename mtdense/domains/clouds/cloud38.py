@@ -108,10 +108,9 @@ class Cloud38Dataset(Dataset):
     @staticmethod
     def conformance_kwargs(workdir: Path) -> dict:
         """One tiny SYNTHETIC scene in the 38-Cloud layout (for ``mtdense.testing``)."""
-        from mtdense.domains.clouds.synth_writers import synth_clouds
+        from mtdense.domains.clouds.synth_writers import write_tiny_cloud_data
 
-        synth_clouds(workdir, train_scenes=1, test_scenes=1, scene_size=32, patch=16, chips=2, chip=16)
-        return {"root": str(Path(workdir) / "38-Cloud_training")}
+        return {"root": str(write_tiny_cloud_data(workdir) / "38-Cloud_training")}
 
     def __init__(self, root: str, patch_list: str | None = None, nonempty_only: bool = False, part: str = "all",
                  val_fraction: float = 0.2, sensor: str = "landsat8_l1",

@@ -68,10 +68,9 @@ class OnCloudNDataset(Dataset):
     @staticmethod
     def conformance_kwargs(workdir: Path) -> dict:
         """Two tiny SYNTHETIC chips in the On Cloud N layout (for ``mtdense.testing``)."""
-        from mtdense.domains.clouds.synth_writers import synth_clouds
+        from mtdense.domains.clouds.synth_writers import write_tiny_cloud_data
 
-        synth_clouds(workdir, train_scenes=1, test_scenes=1, scene_size=32, patch=16, chips=2, chip=16)
-        return {"root": str(Path(workdir) / "oncloudn")}
+        return {"root": str(write_tiny_cloud_data(workdir) / "oncloudn")}
 
     def __init__(self, root: str, part: str = "all", val_fraction: float = 0.2, sensor: str = "sentinel2_l2a",
                  transform: Callable[[dict], dict] | None = None):

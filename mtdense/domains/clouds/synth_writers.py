@@ -147,3 +147,10 @@ def synth_clouds(out: str | Path, train_scenes: int = 8, test_scenes: int = 2, s
     summary["oncloudn"] = {"chips": chips}
     stamp.write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def write_tiny_cloud_data(out: str | Path) -> Path:
+    """Both layouts at toy size (one 32×32 training scene in 16×16 patches, two 16×16 chips): the
+    data the conformance kit builds the cloud readers on. Returns ``out``."""
+    synth_clouds(out, train_scenes=1, test_scenes=1, scene_size=32, patch=16, chips=2, chip=16)
+    return Path(out)
