@@ -1,7 +1,7 @@
 """Classification–estimation consistency: the class implied by the rain-rate estimate must agree
 with the classifier (MTCF, Yang et al., Remote Sensing 13(12):2310, 2021, §3.3).
 
-The paper's exact form is not public (see ../shared/docs/seeds.md §1.2); this is mtdense's
+The paper's exact form is not public (see docs/seeds.md §1.2); this is mtdense's
 reconstruction. With class thresholds τ_1 < … < τ_K of the classification task and the
 estimate r̂ (mm/h, before any gating), the soft class distribution implied by the estimate is
 
