@@ -84,3 +84,35 @@ def test_consistency_does_not_push_a_confident_dry_classifier_towards_rain():
     logits = torch.tensor([[[[4.0]], [[-4.0]]]], requires_grad=True)  # P(rain) = 3e-4 on a dry pixel
     c({"rain_class": logits, "rain_rate": torch.zeros(1, 1, 1, 1)}, {}).backward()
     assert float(logits.grad[0, 1]) > -1e-3  # gradient descent does not raise the rain logit
+
+
+def test_validation_loss_weights_couplings_as_training_does():
+    """val/loss = sum of task losses + weight_c * L_c (it used to add L_c unweighted, so the MTCF
+    consistency term counted twice as much in model selection as in training)."""
+    from mtdense.engine.evaluator import Evaluator
+    from mtdense.engine.runtime import Runtime
+
+    c = make()
+    tasks = nn.ModuleDict({
+        "rain_class": TASKS.build({"type": "threshold_classification", "target": "rain_rate", "thresholds": [0.5]},
+                                  name="rain_class"),
+        "rain_rate": TASKS.build({"type": "regression", "target": "rain_rate", "activation": "relu"}, name="rain_rate"),
+    })
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Conv2d(1, 3, 1)
+
+        def forward(self, x):
+            y = self.w(x)
+            return {"rain_class": y[:, :2], "rain_rate": y[:, 2:]}
+
+    torch.manual_seed(0)
+    batch = {"image": torch.randn(2, 1, 4, 4), "targets": {"rain_rate": torch.rand(2, 4, 4) * 3},
+             "valid": {"rain_rate": torch.ones(2, 4, 4, dtype=torch.bool)}}
+    got = Evaluator(Net(), tasks, nn.ModuleDict({"consistency": c}), {"consistency": 0.25},
+                    Runtime("cpu")).run([batch], "val")
+    parts = got["val/loss/rain_class"] + got["val/loss/rain_rate"]
+    assert got["val/loss/consistency"] > 0
+    assert got["val/loss"] == pytest.approx(parts + 0.25 * got["val/loss/consistency"], rel=1e-6)

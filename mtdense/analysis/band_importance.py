@@ -85,7 +85,7 @@ class _Analysis:
         self.device = Runtime.from_trainer_config(exp.cfg.trainer).device
         self.tasks = exp.tasks.to(self.device)
         model = exp.model.to(self.device).eval()
-        self.evaluator = Evaluator(model, self.tasks, exp.couplings, Runtime(self.device))  # fp32
+        self.evaluator = Evaluator(model, self.tasks, exp.couplings, exp.coupling_weights, Runtime(self.device))  # fp32
         self.dataset = exp.dataset(split)
 
     def loader(self, dataset: Any = None):

@@ -6,7 +6,7 @@ summing to T, the paper's renormalisation made exact. This softmax parametrisati
 LibMTL's (``GradNorm``: ``loss_scale = task_num * softmax(loss_scale)``); with the paper's
 raw weights a task whose weighted gradient stays above its target is pushed below zero
 (measured before this change: the depth weight reached -0.06 by step 60 with CBIM on the
-street pair). The network receives sum_t w_t L_t (+ the couplings, unweighted).
+street pair). The network receives sum_t w_t L_t (+ the couplings with their own configured weight).
 
 On W, the last layer every task loss reaches: G_t = ||grad_W w_t L_t||, Gbar = mean_t G_t,
 r_t = Ltilde_t / mean(Ltilde) with Ltilde_t = L_t / L_t(0);

@@ -74,7 +74,7 @@ def evaluate_composite(run: CompositeRun) -> dict[str, Any]:
     merged.eval()
     split = "test" if "test" in cfg.data and cfg.data.test is not None else "val"
     tasks = exp.tasks.to(runtime.device)
-    values = Evaluator(merged, tasks, nn.ModuleDict(), runtime).run(
+    values = Evaluator(merged, tasks, nn.ModuleDict(), {}, runtime).run(
         make_loader(cfg, exp.dataset(split), split, shuffle=False), split)
     return {"key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": "composite",
             "tasks": run.tasks, "baselines": run.baselines, "labels": {}, "members": sorted(run.members),

@@ -10,7 +10,7 @@ split is an error naming it, not a row of NaN scores.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -41,13 +41,20 @@ def warn_nonfinite_inputs(pixels: int, samples: int, split: str) -> None:
 class Evaluator:
     """Scores a model on a loader: ``run(loader, split)`` → ``{split/loss/..., split/task/metric: value}``.
 
+    ``split/loss/<name>`` is each task's or coupling's own (unweighted) mean loss; ``split/loss`` is
+    the objective the network descends with equal task weights: the sum of the task losses plus
+    ``coupling_weights[c] · L_c`` for every coupling (couplings keep their configured weight, as in
+    training; see ``mtdense.balancing.base``).
+
     ``net`` is whatever is evaluated (the student, a DDP wrapper, or a teacher's network); the
     runtime decides device, precision and memory format. Outputs are cast to float32 before
     losses and metrics.
     """
 
-    def __init__(self, net: nn.Module, tasks: nn.ModuleDict, couplings: nn.ModuleDict, runtime: Runtime):
+    def __init__(self, net: nn.Module, tasks: nn.ModuleDict, couplings: nn.ModuleDict,
+                 coupling_weights: Mapping[str, float], runtime: Runtime):
         self.net, self.tasks, self.couplings, self.runtime = net, tasks, couplings, runtime
+        self.coupling_weights = {name: float(coupling_weights[name]) for name in couplings}
         self.device = runtime.device
 
     def outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -94,7 +101,8 @@ class Evaluator:
             raise DataError(f"split {split!r} has no valid label for task {targets}: every pixel is masked invalid; "
                             "check the split's files and the dataset's fill/valid handling, or remove the task")
         result = {f"{split}/loss/{k}": v / n_all for k, v in zip(loss_sums, totals[at + 2:])}
-        result[f"{split}/loss"] = sum(result.values())
+        result[f"{split}/loss"] = (sum(result[f"{split}/loss/{t}"] for t in self.tasks)
+                                   + sum(w * result[f"{split}/loss/{c}"] for c, w in self.coupling_weights.items()))
         for name, mlist in metrics.items():
             for m in mlist:
                 for key, value in m.compute().items():

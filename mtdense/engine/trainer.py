@@ -375,7 +375,7 @@ class Trainer:
     def evaluator(self) -> Evaluator:
         """Scores ``trainer.eval_model``: the student being trained, or one of the teachers."""
         net = self.net if self.eval_net is None else self.eval_net
-        return Evaluator(net, self.tasks, self.couplings, self.runtime)
+        return Evaluator(net, self.tasks, self.couplings, self.exp.coupling_weights, self.runtime)
 
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
         lock = RunLock(self.run_dir)

@@ -62,7 +62,7 @@ def evaluate_checkpoint(path: str | Path, split: str = "val", overrides: Iterabl
     exp = load_experiment(path, overrides)
     runtime = Runtime.from_trainer_config(exp.cfg.trainer)
     model, tasks, couplings = runtime.prepare_model(exp.model), exp.tasks.to(runtime.device), exp.couplings.to(runtime.device)
-    evaluator = Evaluator(model, tasks, couplings, runtime)
+    evaluator = Evaluator(model, tasks, couplings, exp.coupling_weights, runtime)
     return evaluator.run(make_loader(exp.cfg, exp.dataset(split), split, shuffle=False), split)
 
 
@@ -74,7 +74,7 @@ def predict_checkpoint(path: str | Path, split: str, out: str | Path, overrides:
     exp = load_experiment(path, overrides)
     runtime = Runtime.from_trainer_config(exp.cfg.trainer)
     model, tasks = runtime.prepare_model(exp.model), exp.tasks.to(runtime.device)
-    evaluator = Evaluator(model, tasks, exp.couplings, runtime)
+    evaluator = Evaluator(model, tasks, exp.couplings, exp.coupling_weights, runtime)
     ds = exp.dataset(split)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
