@@ -165,7 +165,12 @@ def _config_show(args) -> int:
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show every option's default in ``--help`` and keep description line breaks."""
+    """Show every option's default in ``--help`` (unless its help already explains it) and keep
+    description line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return text if "(default" in text else super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,6 +3,7 @@ line, ``train --resume RUN`` without repeating the config."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -64,3 +65,25 @@ def test_resume_without_the_config_uses_the_run_folder_config(tmp_path, capsys):
                                                                                          "step_00000008"]
     assert main(["train", "--resume", str(tmp_path / "nothing_here")]) == 2
     assert "no config.yaml in this run folder" in capsys.readouterr().err
+
+
+def _all_parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+def test_every_help_shows_each_default_once():
+    """Options whose help already states the default used to print it twice
+    ("(default: None) (default: None)" in `mtdense bench --help`)."""
+    from mtdense.cli import build_parser
+
+    for parser in _all_parsers(build_parser()):
+        text = " ".join(parser.format_help().split())
+        assert "(default: None) (default" not in text, parser.prog
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.help and action.help is not argparse.SUPPRESS:
+                assert formatter._get_help_string(action).count("(default") <= 1, (parser.prog, action.dest)
