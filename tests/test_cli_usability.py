@@ -86,4 +86,4 @@ def test_every_help_shows_each_default_once():
         formatter = parser._get_formatter()
         for action in parser._actions:
             if action.help and action.help is not argparse.SUPPRESS:
-                assert formatter._get_help_string(action).count("(default") <= 1, (parser.prog, action.dest)
+                assert formatter._get_help_string(action).count("(default:") <= 1, (parser.prog, action.dest)
