@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.debug:
         warnings.showwarning = _one_line_warning
+        # libraries' deprecation notices (e.g. timm's torch.jit.interface) are for developers
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
 
     try:
         return args.run(args)

@@ -87,3 +87,23 @@ def test_every_help_shows_each_default_once():
         for action in parser._actions:
             if action.help and action.help is not argparse.SUPPRESS:
                 assert formatter._get_help_string(action).count("(default:") <= 1, (parser.prog, action.dest)
+
+
+def test_library_deprecation_warnings_stay_off_the_console_unless_debug(monkeypatch, capsys):
+    """timm's `torch.jit.interface is deprecated` FutureWarning reached every `mtdense` user."""
+    import warnings
+
+    import mtdense.cli as cli
+
+    def noisy(args):
+        warnings.warn("`torch.jit.interface` is deprecated", FutureWarning)
+        warnings.warn("a user-facing note", UserWarning)
+        return 0
+
+    monkeypatch.setattr(cli, "_registry_list", noisy)
+    with warnings.catch_warnings():
+        assert main(["registry", "list"]) == 0
+    err = capsys.readouterr().err
+    assert "deprecated" not in err and "mtdense: warning: a user-facing note" in err
+    with pytest.warns(FutureWarning, match="deprecated"):  # --debug keeps Python's warning handling
+        assert main(["--debug", "registry", "list"]) == 0
