@@ -280,3 +280,17 @@ def test_composite_scores_single_task_models_together(tmp_path):
     assert comp["metrics"]["height"]["rmse"] == pytest.approx(height["rmse"], rel=1e-6)
     summary = summarize_pair(grid.pairs[0], list(records.values()), reference="separate")
     assert set(summary["paired"]["per_task"]["comparisons"]) == {"equal", "height_x3"}
+
+
+def test_unknown_plugin_in_a_variant_fails_before_any_run(tmp_path, monkeypatch):
+    """The agri grid kept `type: padnet` after the module was renamed `padnet_distillation`:
+    its runs failed one by one after the other variants had trained for half an hour."""
+    axes = [{"key": "model.interactions", "values": [
+        {"label": "none", "value": []},
+        {"label": "renamed", "value": [{"type": "padnet", "stages": "last"}]}]}]
+    grid = load_grid(write_grid(tmp_path, seeds=1, axes=axes))
+    constructed = []
+    monkeypatch.setattr(runner_mod, "Trainer", lambda cfg: constructed.append(cfg) or Trainer(cfg))
+    with pytest.raises(ConfigError, match=r"unknown interaction 'padnet'.*variant renamed"):
+        run_bench(grid, tmp_path / "out", log=lambda msg: None, scheduler="inline")
+    assert constructed == []

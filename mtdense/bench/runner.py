@@ -13,6 +13,7 @@ included), or None when a run was resumed after its last epoch had already finis
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import shutil
@@ -29,9 +30,25 @@ from mtdense.bench.prepare import run_prepare
 from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.scoring import learning_curve, plateaued, score_selected, split_metrics
+from mtdense.engine.builder import check_experiment
 from mtdense.engine.checkpoint import resolve_checkpoint
 from mtdense.engine.trainer import Trainer
 from mtdense.errors import ConfigError
+
+
+def check_configs(runs: list[Run], fingerprints: dict[str, str], grid_path: Path) -> None:
+    """Build every distinct config of ``runs`` once (``check_experiment``) so that an unknown
+    plugin name or a bad option fails before the first run, not after hours of others."""
+    seen = set()
+    for run in runs:
+        if fingerprints[run.key] in seen:
+            continue
+        seen.add(fingerprints[run.key])
+        try:
+            check_experiment(copy.deepcopy(run.config))
+        except ConfigError as exc:
+            raise type(exc)(f"{exc.message} (in {grid_path}: pairs.{run.pair} variant {run.variant})",
+                            key=exc.key) from None
 
 
 def machine_info() -> dict[str, Any]:
@@ -116,6 +133,7 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
                 f"{done[run.key].get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
                 "use a new --out, or delete that line (and its run folder) to rerun it"
             )
+    check_configs(todo, fingerprints, grid.path)
     log(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to run")
     position = {run.key: i for i, run in enumerate(runs, start=1)}
 
