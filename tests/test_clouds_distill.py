@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from conftest import tiny_config
 from mtdense.config import from_dict
+from mtdense.data.normalization import dataset_normalization
 from mtdense.domains.clouds.distillation import PixelKD, RegressionKD
 from mtdense.domains.clouds.soft_targets import SoftTargetsAsTeacher, WithSoftTargets, cache_soft_targets
 from mtdense.engine.teachers import CheckpointTeacher
@@ -120,6 +122,9 @@ def test_cached_soft_targets_equal_on_the_fly(two_task_teacher, tmp_path):
     info = cache_soft_targets(teacher, dataset, tmp_path / "soft.h5", batch_size=5)
     assert info["samples"] == len(dataset)
     wrapped = WithSoftTargets(dict(data_cfg), str(tmp_path / "soft.h5"), teacher="big")
+    with warnings.catch_warnings():  # the wrapper forwards the inner dataset's normalization (no "undeclared" warning)
+        warnings.simplefilter("error")
+        assert dataset_normalization(wrapped, 3) == dataset_normalization(dataset, 3)
     batch = next(iter(DataLoader(wrapped, batch_size=4)))
     expected = teacher.predict(batch["image"])
     batch = SoftTargetsAsTeacher("big").before_forward(batch, 0)

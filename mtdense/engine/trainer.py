@@ -41,6 +41,7 @@ from mtdense.balancing.base import build_balancer
 from mtdense.balancing.gradients import parameter_names, parameters_named, shared_parameters
 from mtdense.engine.stop_signals import StopOnSignal
 from mtdense.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError
+from mtdense.models.seeded_init import seeded
 from mtdense.registry import BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
 
@@ -80,6 +81,7 @@ class Trainer:
         self.batch_transforms = [BATCH_TRANSFORMS.build(plain(bt), f"data.batch_transforms.{i}", tasks=self.tasks)
                                  for i, bt in enumerate(cfg.data.get("batch_transforms") or [])]
         self.hooks = [HOOKS.build(plain(h), f"hooks.{i}", tasks=self.tasks) for i, h in enumerate(cfg.get("hooks") or [])]
+        self._connect_couplings()
         self.eval_net = self._eval_net(str(t.eval_model))
         self.net: nn.Module = self.model
         if self.distributed:
@@ -87,7 +89,7 @@ class Trainer:
         if t.compile:
             self.net = torch.compile(self.net)
         # balancers with learnable state (uncertainty, GradNorm, FAMO) update it themselves in finalize
-        self.optimizer = build_optimizer(t, list(self.model.parameters()))
+        self.optimizer = build_optimizer(t, [*self.model.parameters(), *self.couplings.parameters()])
         self.steps_per_epoch = self._steps_per_epoch()
         if "val" in cfg.data:  # a bad validation dataset fails now, not after the first epoch
             self.exp.dataset("val")
@@ -101,6 +103,20 @@ class Trainer:
         self.loggers: list = []
         self.saved_step: int | None = None  # the step of the newest checkpoint this process wrote
         self.notes: list[str] = []  # what a resume or start-up did that the user should know
+
+    def _connect_couplings(self) -> None:
+        """Couplings with an optional ``connect(student, teachers)`` see the student and the teachers
+        before the optimizer is built, so they may create parameters that depend on both (e.g. the
+        1×1 adapters of feature distillation); those are trained with the model, seeded by (seed,
+        coupling path), and saved in the trainer state."""
+        for i, (name, coupling) in enumerate(self.couplings.items()):
+            if hasattr(coupling, "connect"):
+                try:
+                    with seeded(int(self.cfg.seed), f"couplings.{i}"):
+                        coupling.connect(student=self.model, teachers=self.teachers)
+                except ConfigError as exc:
+                    raise exc.under(f"couplings.{i}") from None
+        self.couplings.to(self.device)
 
     def _eval_net(self, choice: str) -> nn.Module | None:
         """``student`` (None: evaluate what is trained) or ``teacher:<name>``."""
@@ -240,6 +256,10 @@ class Trainer:
             for k, v in losses.items():
                 logged[f"loss/{k}"] = logged.get(f"loss/{k}", 0.0) + v.detach().float() / n
         self.balancer.finalize(self.shared_params)
+        if self.distributed:  # coupling parameters (adapters) live outside DDP's module
+            for p in self.couplings.parameters():
+                if p.grad is not None:
+                    dist_utils.mean_across_ranks(p.grad)
         for k, w in self.balancer.last_weights.items():
             logged[f"weight/{k}"] = w
         scaler = self.runtime.grad_scaler
@@ -273,7 +293,7 @@ class Trainer:
                 "batch_in_epoch": self.batch_in_epoch, "best": self.best, "rng": rng_state(),
                 "shared_params": None if self.shared_params is None else parameter_names(self.model, self.shared_params),
                 "teachers": {name: t.state_dict() for name, t in self.teachers.items()},
-                "hooks": [h.state_dict() for h in self.hooks],
+                "hooks": [h.state_dict() for h in self.hooks], "couplings": self.couplings.state_dict(),
                 "grad_scaler": self.runtime.grad_scaler.state_dict() if self.runtime.grad_scaler else None}
 
     def save(self, is_best: bool = False) -> Path | None:
@@ -328,6 +348,8 @@ class Trainer:
             teacher.load_state_dict(s.get("teachers", {}).get(name, {}))
         for hook, state in zip(self.hooks, s.get("hooks", [{}] * len(self.hooks))):
             hook.load_state_dict(state)
+        if "couplings" in s:  # absent in checkpoints written before couplings could hold parameters
+            self.couplings.load_state_dict(s["couplings"])
         if self.runtime.grad_scaler is not None and s.get("grad_scaler"):
             self.runtime.grad_scaler.load_state_dict(s["grad_scaler"])
         set_rng_state(s["rng"])

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtdense.domains.clouds.feature_distillation import FEATURE_KEY
 from mtdense.domains.clouds.planner import Fingerprint, Plan, plan_2d
 from mtdense.domains.clouds.teacher_network import build_plain_unet
 from mtdense.engine.teachers import Teacher
@@ -166,6 +167,18 @@ class NnUNetLikeTeacher(Teacher):
         self.net, self.plan = load_nnunet_like(path)
         self.net.requires_grad_(False)
         self.task, self.mirror, self.step_fraction = task, bool(mirror), float(step_fraction)
+        self.feature_strides: list[int] = []
+
+    def request_features(self, strides: list[int]) -> dict[int, int]:
+        """From now on ``predict`` adds the encoder features at ``strides`` (``features@<stride>``, for
+        feature distillation); returns every encoder stage's width by stride."""
+        widths = dict(zip(self.encoder_strides(), map(int, self.plan["features_per_stage"])))
+        self.feature_strides = [s for s in strides if s in widths]
+        return widths
+
+    def encoder_strides(self) -> list[int]:
+        """Each encoder stage's output stride (the product of the plan's per-stage strides; square)."""
+        return np.cumprod([int(max(s)) for s in self.plan["strides"]]).tolist()
 
     def logits(self, image: torch.Tensor) -> torch.Tensor:
         self.net.eval()
@@ -180,7 +193,18 @@ class NnUNetLikeTeacher(Teacher):
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {self.task: self.logits(image.float())}
+        image = image.float()
+        if not self.feature_strides:
+            return {self.task: self.logits(image)}
+        self.net.eval()
+        unet = self.net.net
+        skips = unet.encoder((image - self.net.mean) / self.net.std)
+        one_window = tuple(image.shape[-2:]) == tuple(self.plan["patch_size"]) and not self.mirror
+        out = {self.task: unet.decoder(skips) if one_window else self.logits(image)}  # one window: no blending
+        strides = self.encoder_strides()
+        for stride in self.feature_strides:
+            out[FEATURE_KEY.format(stride)] = skips[strides.index(stride)].float()
+        return out
 
     def state_dict(self, *args, **kwargs) -> dict:  # frozen: nothing to save with the run
         return {}

@@ -73,6 +73,7 @@ class WithSoftTargets(Dataset):
         if len(self.ids) != len(self.base):
             raise DataError(f"{self.cache}: holds {len(self.ids)} samples, the dataset has {len(self.base)}; rebuild it")
         self.channel_names = self.base.channel_names
+        self.normalization = getattr(self.base, "normalization", None)  # a wrapper forwards its inner dataset's
         self.target_keys = list(getattr(self.base, "target_keys", []))
         self._file = None
 

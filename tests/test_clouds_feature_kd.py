@@ -1,0 +1,167 @@
+"""Feature distillation (FitNets hints through 1×1 adapters): the loss by hand, gradients, the
+teacher's features, the trainer's wiring (optimizer, saved state) and one-line config errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mtdense.config import find_config, load_config
+from mtdense.domains.clouds.cloud38 import Cloud38Dataset
+from mtdense.domains.clouds.distill import build_cache, use_cache
+from mtdense.domains.clouds.feature_distillation import FeatureKD
+from mtdense.domains.clouds.nnunet_like import NnUNetLikeTeacher, train_nnunet_like
+from mtdense.domains.clouds.synth_writers import synth_clouds
+from mtdense.engine.checkpoint import read_trainer_state
+from mtdense.engine.trainer import Trainer
+from mtdense.errors import ConfigError
+
+pytest.importorskip("dynamic_network_architectures")
+
+
+class _Task(nn.Module):
+    target = "cloud"
+
+
+class _Backbone(nn.Module):
+    channels, reductions = [3, 5], [1, 2]
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 3, 3, padding=1)
+        self.b = nn.Conv2d(3, 5, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        f1 = self.a(x)
+        return [f1, self.b(f1)]
+
+
+class _Student(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = _Backbone()
+
+    def forward(self, x):
+        return {"cloud": self.backbone(x)[0][:, :2]}
+
+
+class _FeatureTeacher:
+    def request_features(self, strides):
+        return {1: 4, 2: 6}
+
+
+def _connected(stages):
+    torch.manual_seed(0)
+    student = _Student()
+    kd = FeatureKD({"cloud": _Task()}, teacher="big", stages=stages)
+    kd.connect(student, {"big": _FeatureTeacher()})
+    return student, kd
+
+
+def test_loss_zero_at_adapted_student_features_and_mse_by_hand():
+    student, kd = _connected(["stride2"])
+    x = torch.randn(2, 2, 8, 8)
+    outputs = student(x)
+    with torch.no_grad():
+        hint = kd.adapters["stride2"](student.backbone(x)[1])  # the adapted student features
+    valid = torch.ones(2, 8, 8, dtype=torch.bool)
+    batch = {"teacher": {"big": {"features@2": hint.clone()}}, "valid": {"cloud": valid}}
+    assert float(kd(outputs, batch)) == pytest.approx(0.0, abs=1e-10)
+    shifted = hint.clone()
+    shifted[:, :, :2] += 2.0  # rows 0–1 of the 4×4 map (image rows 0–3) off by 2 in every channel
+    batch["teacher"]["big"]["features@2"] = shifted
+    assert float(kd(outputs, batch)) == pytest.approx(4.0 * 8 / 16, rel=1e-5)  # half the pixels, error 2²
+    valid[:, :4] = False  # those pixels invalid: left out
+    assert float(kd(outputs, batch)) == pytest.approx(0.0, abs=1e-10)
+    assert float(kd(outputs, {"valid": {"cloud": valid}})) == 0.0  # evaluation batch: no teacher
+
+
+def test_gradient_reaches_adapter_and_student_encoder():
+    student, kd = _connected(["stride1", "stride2"])
+    x = torch.randn(2, 2, 8, 8)
+    outputs = student(x)
+    batch = {"teacher": {"big": {"features@1": torch.randn(2, 4, 8, 8), "features@2": torch.randn(2, 6, 4, 4)}},
+             "valid": {"cloud": torch.ones(2, 8, 8, dtype=torch.bool)}}
+    kd(outputs, batch).backward()
+    for p in [kd.adapters["stride1"].weight, kd.adapters["stride2"].weight, student.backbone.a.weight,
+              student.backbone.b.weight]:
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0
+    assert kd.adapters["stride1"].weight.shape == (4, 3, 1, 1) and kd.adapters["stride2"].weight.shape == (6, 5, 1, 1)
+
+
+def test_stage_names_are_checked_in_one_line():
+    with pytest.raises(ConfigError, match=r"^stages\.1: 'deep' is not a stage name; use stride<N>"):
+        FeatureKD({"cloud": _Task()}, teacher="big", stages=["stride2", "deep"])
+    with pytest.raises(ConfigError, match=r"^stages\.0: 'stride8' is not an encoder stage of the student; "
+                                          r"stages: stride1, stride2$"):
+        _connected(["stride8"])
+    kd = FeatureKD({"cloud": _Task()}, teacher="big", stages=["stride2"])
+    with pytest.raises(ConfigError, match="teacher 'big' .* gives no encoder features"):
+        kd.connect(_Student(), {"big": object()})
+
+
+@pytest.fixture(scope="module")
+def cloud_teacher(tmp_path_factory):
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("feature_kd")
+    synth_clouds(tmp / "s", train_scenes=2, test_scenes=1, scene_size=64, patch=32, chips=1, chip=32)
+    ds = Cloud38Dataset(str(tmp / "s" / "38-Cloud_training"))
+    folder = train_nnunet_like(ds, tmp / "teacher", iterations=2, memory_gb=0.01, base_features=4, max_features=8,
+                               log_every=0)
+    return tmp, ds, folder
+
+
+def test_teacher_features_and_unchanged_logits(cloud_teacher):
+    tmp, ds, folder = cloud_teacher
+    teacher = NnUNetLikeTeacher(str(folder), mirror=False)
+    image = torch.stack([ds[0]["image"], ds[1]["image"]])
+    plain = teacher.predict(image)["cloud"]
+    widths = teacher.request_features([2, 4])
+    assert widths[1] == 4 and widths[2] == 8
+    out = teacher.predict(image)
+    torch.testing.assert_close(out["cloud"], plain, atol=1e-5, rtol=1e-5)  # one window: decoder(skips) = predict
+    net = teacher.net
+    expected = net.net.encoder((image - net.mean) / net.std)
+    torch.testing.assert_close(out["features@2"], expected[1])
+    assert out["features@4"].shape == (2, widths[4], 8, 8)
+
+
+def _overrides(tmp, folder, out, stages="[stride2,stride4]"):
+    root = tmp / "s" / "38-Cloud_training"
+    return [f"data.train.root={root}", f"data.val.root={root}", f"trainer.out_dir={out}", "data.batch_size=4",
+            "data.train.transform.size=[32,32]", "model.backbone.width=2", "model.backbone.depth=3",
+            f"teachers.big.path={folder}", f"couplings.1.stages={stages}", "trainer.max_epochs=1"]
+
+
+def test_trainer_trains_and_saves_the_adapters(cloud_teacher, tmp_path):
+    tmp, _, folder = cloud_teacher
+    cfg = load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "run"))
+    trainer = Trainer(cfg)
+    adapter = trainer.couplings["kd_features"].adapters["stride4"].weight
+    assert any(p is adapter for g in trainer.optimizer.param_groups for p in g["params"])
+    before = adapter.detach().clone()
+    batch = next(iter(DataLoader(trainer.exp.dataset("train"), batch_size=4)))
+    logged = trainer.train_step([batch])
+    assert float(logged["loss/kd_features"]) > 0
+    assert not torch.equal(before, adapter.detach())  # trained by the trainer's optimizer
+    folder_saved = trainer.save()
+    saved = read_trainer_state(folder_saved)["couplings"]
+    torch.testing.assert_close(saved["kd_features.adapters.stride4.weight"], adapter.detach())
+    again = Trainer(load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "run2")))
+    again.restore(folder_saved)
+    torch.testing.assert_close(again.couplings["kd_features"].adapters["stride4"].weight, adapter.detach())
+
+
+def test_trainer_errors_name_the_coupling_key(cloud_teacher, tmp_path):
+    tmp, _, folder = cloud_teacher
+    cfg = load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "a", "[stride8]"))
+    with pytest.raises(ConfigError, match=r"^couplings\.1\.stages\.0: 'stride8' is not an encoder stage of the "
+                                          r"student; stages: stride1, stride2, stride4$"):
+        Trainer(cfg)
+    cfg = load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "b"))
+    build_cache(cfg, tmp_path / "soft.h5")
+    use_cache(cfg, tmp_path / "soft.h5")  # the cached mode drops the teacher: features cannot come from the cache
+    with pytest.raises(ConfigError, match=r"^couplings\.1\.teacher: no teacher 'big' runs during training.*on the fly"):
+        Trainer(cfg)
