@@ -40,19 +40,23 @@ def calibration_tiles(data: Path, n: int = 8) -> list[np.ndarray]:
 
 
 def train_student(data: Path, out: Path, width: int, depth: int, seed: int, epochs: int,
-                  cache: Path | None = None, extra: list[str] | None = None) -> dict:
-    """A student without (``cache`` None) or with distillation from cached soft targets."""
+                  cache: Path | None = None, extra: list[str] | None = None, config: str | None = None) -> dict:
+    """A student trained with ``config``: by default labels only (``clouds/student.yaml``) without
+    ``cache``, distillation from cached soft targets (``clouds/distill.yaml``) with it; a config
+    with a ``teachers`` section and no ``cache`` distils with the teacher on the fly."""
     from mtdense.domains.clouds.distill import distill
     from mtdense.engine.trainer import Trainer
 
     if out.exists():  # an interrupted run restarts from scratch (runs are short)
         shutil.rmtree(out)
     overrides = data_overrides(data) + student_overrides(width, depth, seed, epochs, out) + list(extra or [])
+    config = config or ("clouds/student.yaml" if cache is None else "clouds/distill.yaml")
     tic = time.perf_counter()
-    if cache is None:
-        Trainer(load_config(find_config("clouds/student.yaml"), overrides)).fit()
+    cfg = load_config(find_config(config), overrides)
+    if cfg.get("teachers"):
+        distill(find_config(config), overrides, cache=cache)
     else:
-        distill(find_config("clouds/distill.yaml"), overrides, cache=cache)
+        Trainer(cfg).fit()
     return {"train_seconds": time.perf_counter() - tic, "run": str(out)}
 
 
