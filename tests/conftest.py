@@ -154,3 +154,21 @@ def precip_run(tiny_domain_data, tmp_path_factory):
     Trainer(cfg).fit()
     torch.set_num_threads(threads)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_cloud_teacher(tmp_path_factory):
+    """SYNTHETIC cloud scenes (two 64×64 training scenes in 32×32 patches) and an nnU-Net-like teacher
+    trained 2 iterations on them: (folder, training dataset, teacher folder)."""
+    pytest.importorskip("dynamic_network_architectures")
+    from mtdense.domains.clouds.cloud38 import Cloud38Dataset
+    from mtdense.domains.clouds.nnunet_like import train_nnunet_like
+    from mtdense.domains.clouds.synth_writers import synth_clouds
+
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("clouds")
+    synth_clouds(tmp / "s", train_scenes=2, test_scenes=1, scene_size=64, patch=32, chips=1, chip=32)
+    ds = Cloud38Dataset(str(tmp / "s" / "38-Cloud_training"))
+    teacher = train_nnunet_like(ds, tmp / "teacher", iterations=2, memory_gb=0.01, base_features=4, max_features=8,
+                                log_every=0)
+    return tmp, ds, teacher

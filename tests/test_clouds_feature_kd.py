@@ -9,11 +9,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mtdense.config import find_config, load_config
-from mtdense.domains.clouds.cloud38 import Cloud38Dataset
 from mtdense.domains.clouds.distill import build_cache, use_cache
 from mtdense.domains.clouds.feature_distillation import FeatureKD
-from mtdense.domains.clouds.nnunet_like import NnUNetLikeTeacher, train_nnunet_like
-from mtdense.domains.clouds.synth_writers import synth_clouds
+from mtdense.domains.clouds.nnunet_like import NnUNetLikeTeacher
 from mtdense.engine.checkpoint import read_trainer_state
 from mtdense.engine.trainer import Trainer
 from mtdense.errors import ConfigError
@@ -102,19 +100,8 @@ def test_stage_names_are_checked_in_one_line():
         kd.connect(_Student(), {"big": object()})
 
 
-@pytest.fixture(scope="module")
-def cloud_teacher(tmp_path_factory):
-    torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("feature_kd")
-    synth_clouds(tmp / "s", train_scenes=2, test_scenes=1, scene_size=64, patch=32, chips=1, chip=32)
-    ds = Cloud38Dataset(str(tmp / "s" / "38-Cloud_training"))
-    folder = train_nnunet_like(ds, tmp / "teacher", iterations=2, memory_gb=0.01, base_features=4, max_features=8,
-                               log_every=0)
-    return tmp, ds, folder
-
-
-def test_teacher_features_and_unchanged_logits(cloud_teacher):
-    tmp, ds, folder = cloud_teacher
+def test_teacher_features_and_unchanged_logits(tiny_cloud_teacher):
+    tmp, ds, folder = tiny_cloud_teacher
     teacher = NnUNetLikeTeacher(str(folder), mirror=False)
     image = torch.stack([ds[0]["image"], ds[1]["image"]])
     plain = teacher.predict(image)["cloud"]
@@ -135,8 +122,8 @@ def _overrides(tmp, folder, out, stages="[stride2,stride4]"):
             f"teachers.big.path={folder}", f"couplings.1.stages={stages}", "trainer.max_epochs=1"]
 
 
-def test_trainer_trains_and_saves_the_adapters(cloud_teacher, tmp_path):
-    tmp, _, folder = cloud_teacher
+def test_trainer_trains_and_saves_the_adapters(tiny_cloud_teacher, tmp_path):
+    tmp, _, folder = tiny_cloud_teacher
     cfg = load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "run"))
     trainer = Trainer(cfg)
     adapter = trainer.couplings["kd_features"].adapters["stride4"].weight
@@ -154,8 +141,8 @@ def test_trainer_trains_and_saves_the_adapters(cloud_teacher, tmp_path):
     torch.testing.assert_close(again.couplings["kd_features"].adapters["stride4"].weight, adapter.detach())
 
 
-def test_trainer_errors_name_the_coupling_key(cloud_teacher, tmp_path):
-    tmp, _, folder = cloud_teacher
+def test_trainer_errors_name_the_coupling_key(tiny_cloud_teacher, tmp_path):
+    tmp, _, folder = tiny_cloud_teacher
     cfg = load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "a", "[stride8]"))
     with pytest.raises(ConfigError, match=r"^couplings\.1\.stages\.0: 'stride8' is not an encoder stage of the "
                                           r"student; stages: stride1, stride2, stride4$"):

@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mtdense.domains.clouds.cloud38 import Cloud38Dataset, read_patch
-from mtdense.domains.clouds.nnunet_like import (NnUNetLikeTeacher, deep_supervision_weights, fingerprint,
-                                                train_nnunet_like)
+from mtdense.domains.clouds.cloud38 import read_patch
+from mtdense.domains.clouds.nnunet_like import NnUNetLikeTeacher, deep_supervision_weights, fingerprint
 from mtdense.domains.clouds.onboard_export import (export_onboard, onboard_module, quantize_int8, run_mask,
                                                    session)
 from mtdense.domains.clouds.planner import Fingerprint, plan_2d, pool_topology
-from mtdense.domains.clouds.synth_writers import synth_clouds
 
 pytest.importorskip("dynamic_network_architectures")
 
@@ -38,19 +36,8 @@ def test_plan_follows_nnunet_rules():
     assert deep_supervision_weights(3) == pytest.approx([2 / 3, 1 / 3, 0.0])
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("clouds")
-    synth_clouds(tmp / "s", train_scenes=2, test_scenes=1, scene_size=64, patch=32, chips=1, chip=32)
-    ds = Cloud38Dataset(str(tmp / "s" / "38-Cloud_training"))
-    teacher = train_nnunet_like(ds, tmp / "teacher", iterations=2, memory_gb=0.01, base_features=4, max_features=8,
-                                log_every=0)
-    return tmp, ds, teacher
-
-
-def test_teacher_plan_fingerprint_and_sliding_window_prediction(trained):
-    tmp, ds, folder = trained
+def test_teacher_plan_fingerprint_and_sliding_window_prediction(tiny_cloud_teacher):
+    tmp, ds, folder = tiny_cloud_teacher
     fp = fingerprint(ds)
     pixels = torch.cat([s["image"][:, s["valid"]["cloud"]] for s in ds], 1).double()
     np.testing.assert_allclose(fp.mean, pixels.mean(1).numpy(), rtol=1e-5)
@@ -62,8 +49,8 @@ def test_teacher_plan_fingerprint_and_sliding_window_prediction(trained):
     assert not any(p.requires_grad for p in teacher.parameters())
 
 
-def test_onboard_onnx_parity_nodata_and_int8(trained, tmp_path):
-    tmp, ds, folder = trained
+def test_onboard_onnx_parity_nodata_and_int8(tiny_cloud_teacher, tmp_path):
+    tmp, ds, folder = tiny_cloud_teacher
     fp32 = export_onboard(folder, tmp_path / "t.onnx", size=32)
     module, sensor = onboard_module(folder)
     assert sensor == "landsat8_l1"
