@@ -152,3 +152,25 @@ def test_trainer_errors_name_the_coupling_key(tiny_cloud_teacher, tmp_path):
     use_cache(cfg, tmp_path / "soft.h5")  # the cached mode drops the teacher: features cannot come from the cache
     with pytest.raises(ConfigError, match=r"^couplings\.1\.teacher: no teacher 'big' runs during training.*on the fly"):
         Trainer(cfg)
+
+
+def test_teacher_holding_an_mtdense_model_gives_backbone_features():
+    """``ema`` / ``checkpoint`` teachers (any mtdense model) give their backbone's features at the requested strides."""
+    from mtdense.api import build_model
+    from mtdense.engine.teachers import EMATeacher
+
+    torch.manual_seed(0)
+    student = build_model({"model": {"backbone": {"type": "unet_encoder", "width": 4, "depth": 3},
+                                     "decoder": {"type": "unet"}, "head": {"type": "conv"}},
+                           "tasks": {"cloud": {"type": "segmentation", "num_classes": 2}}}, in_channels=4)
+    teacher = EMATeacher(student)
+    image = torch.randn(2, 4, 16, 16)
+    plain = teacher.predict(image)
+    assert teacher.request_features([4, 16]) == {1: 4, 2: 8, 4: 16}
+    out = teacher.predict(image)
+    torch.testing.assert_close(out["cloud"], plain["cloud"])
+    with torch.no_grad():
+        expected = teacher.net.eval().backbone(image)[2]
+    torch.testing.assert_close(out["features@4"], expected)
+    assert "features@16" not in out  # not a stage of this backbone
+    assert not teacher.net.backbone._forward_hooks  # the capture hook is removed after each predict

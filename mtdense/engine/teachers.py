@@ -4,7 +4,9 @@ A teacher is a ``Hook`` and an ``nn.Module`` configured under the top-level sect
 ``teachers: {name: {type: ...}}``. Before every micro-batch's forward the trainer stores
 ``teacher.predict(image)`` (raw outputs keyed by task, no gradient) in
 ``batch["teacher"][name]``; couplings (pseudo-label, distillation losses) and batch
-transforms read them there. Built-ins:
+transforms read them there. After ``request_features(strides)`` (called by the ``kd_feature``
+coupling), ``predict`` also returns the network's encoder features at those strides as
+``features@<stride>`` entries (for mtdense models: the backbone's outputs). Built-ins:
 
 - ``ema``: the mean teacher of Tarvainen & Valpola (NeurIPS 2017): an exponential moving
   average of the student's weights (and floating-point buffers), updated after every
@@ -27,16 +29,40 @@ from mtdense.errors import ConfigError
 from mtdense.registry import TEACHERS
 
 
+FEATURE_KEY = "features@{}"  # predict's entry for the encoder features at a stride, once requested
+
+
 class Teacher(nn.Module, Hook):
     """Base class: subclasses hold a network in ``self.net`` or override ``predict``."""
 
     net: nn.Module
+    feature_strides: list[int] = []
+
+    def request_features(self, strides: list[int]) -> dict[int, int]:
+        """From now on ``predict`` also returns the encoder features at ``strides`` (entries
+        ``features@<stride>``, for feature distillation); returns every encoder stage's width by
+        stride. Here for mtdense models (a ``backbone`` with ``channels`` and ``reductions``)."""
+        backbone = getattr(getattr(self, "net", None), "backbone", None)
+        if not hasattr(backbone, "reductions"):
+            raise ConfigError(f"{type(self).__name__} gives no encoder features (its network has no mtdense backbone)")
+        self.feature_strides = [s for s in strides if s in backbone.reductions]
+        return dict(zip(backbone.reductions, backbone.channels))
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw outputs keyed by task, in eval mode, without gradient."""
+        """Raw outputs keyed by task (plus requested encoder features), in eval mode, without gradient."""
         self.net.eval()
-        return {k: v.float() for k, v in self.net(image).items()}
+        if not self.feature_strides:
+            return {k: v.float() for k, v in self.net(image).items()}
+        kept: list = []
+        handle = self.net.backbone.register_forward_hook(lambda module, args, feats: kept.append(feats))
+        try:
+            out = {k: v.float() for k, v in self.net(image).items()}
+        finally:
+            handle.remove()
+        for stride in self.feature_strides:
+            out[FEATURE_KEY.format(stride)] = kept[0][self.net.backbone.reductions.index(stride)].float()
+        return out
 
     def train(self, mode: bool = True) -> "Teacher":  # a teacher's network always stays in eval mode
         return super().train(False)

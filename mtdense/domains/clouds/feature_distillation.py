@@ -12,7 +12,8 @@ features at the same strides. The adapters exist only for training: they are tra
 student by the trainer's optimizer, saved in the trainer state, and are no part of the exported
 student. The student's features are read by a forward hook on its backbone, the teacher's
 arrive with its outputs (``features@<stride>`` entries of ``batch["teacher"][name]``, which
-the teacher adds once ``request_features`` was called) — so feature distillation needs the
+the teacher adds once ``request_features`` was called: ``nnunet_like``, and any teacher holding an mtdense
+model, e.g. ``checkpoint`` or ``ema``) — so feature distillation needs the
 teacher **on the fly**: the soft-target cache holds output logits only (feature maps at
 several strides do not fit the per-pixel target contract the cache rides on).
 """
@@ -25,11 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtdense.engine.teachers import FEATURE_KEY
 from mtdense.errors import ConfigError
 from mtdense.losses.masked import masked_mean
 from mtdense.registry import COUPLINGS
-
-FEATURE_KEY = "features@{}"  # teacher output key of the encoder features at a stride
 
 
 def stage_stride(name: str) -> int | None:
@@ -77,9 +77,12 @@ class FeatureKD(nn.Module):
         teacher = teachers[self.teacher]
         if not hasattr(teacher, "request_features"):
             raise ConfigError(f"teacher {self.teacher!r} ({type(teacher).__name__}) gives no encoder features; "
-                              "use an nnunet_like teacher", key="teacher")
+                              "use an nnunet_like teacher or one holding an mtdense model", key="teacher")
         wanted = [stage_stride(n) for n in self.stages]
-        widths = teacher.request_features(wanted)
+        try:
+            widths = teacher.request_features(wanted)
+        except ConfigError as exc:
+            raise ConfigError(f"teacher {self.teacher!r}: {exc.message}", key="teacher") from None
         for name, stride in zip(self.stages, wanted):
             if stride not in widths:
                 raise ConfigError(f"teacher {self.teacher!r} has no encoder stage at {name}; its strides: "

@@ -26,10 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtdense.domains.clouds.feature_distillation import FEATURE_KEY
 from mtdense.domains.clouds.planner import Fingerprint, Plan, plan_2d
 from mtdense.domains.clouds.teacher_network import build_plain_unet
-from mtdense.engine.teachers import Teacher
+from mtdense.engine.teachers import FEATURE_KEY, Teacher
 from mtdense.errors import CheckpointError
 from mtdense.inference.sliding_window import sliding_window
 from mtdense.losses.pixel_losses import DiceCE
@@ -167,7 +166,6 @@ class NnUNetLikeTeacher(Teacher):
         self.net, self.plan = load_nnunet_like(path)
         self.net.requires_grad_(False)
         self.task, self.mirror, self.step_fraction = task, bool(mirror), float(step_fraction)
-        self.feature_strides: list[int] = []
 
     def request_features(self, strides: list[int]) -> dict[int, int]:
         """From now on ``predict`` adds the encoder features at ``strides`` (``features@<stride>``, for
