@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtdense.domains.precip.scene_input import SceneInput, read_scene_input
+from mtdense.domains.precip.scene_input import SceneInput, group_scenes, hsd_scan_name, read_scene_input
 
 RATE_FILL = np.float32(-9999.0)
 CLASS_FILL = np.int8(-1)
-_HSD_TIME = re.compile(r"_(\d{8}_\d{4})_")
 
 
 def checkpoint_sha256(run: str | Path) -> str:
@@ -123,24 +121,10 @@ def write_class_geotiff(path: str | Path, preds: Mapping[str, np.ndarray], scene
                          dtype="uint8", tags=tags)
 
 
-def group_scenes(files: Sequence[str | Path]) -> list[list[Path]]:
-    """One list of files per scene: each NetCDF file alone; HSD segments grouped by observation
-    time in their names (``HS_H09_YYYYMMDD_HHMM_B13_…``)."""
-    scenes, hsd = [], {}
-    for f in map(Path, files):
-        match = _HSD_TIME.search(f.name)
-        if f.suffix == ".nc" or not match:
-            scenes.append([f])
-        else:
-            hsd.setdefault(match.group(1), []).append(f)
-    return scenes + [sorted(v) for _, v in sorted(hsd.items())]
-
-
 def _out_name(files: list[Path]) -> str:
     if len(files) == 1 and files[0].suffix == ".nc":
         return files[0].stem + "_mtdense.nc"
-    match = _HSD_TIME.search(files[0].name)
-    return f"{files[0].name.split('_')[0]}_{files[0].name.split('_')[1]}_{match.group(1)}_mtdense.nc"
+    return f"{hsd_scan_name(files[0])}_mtdense.nc"
 
 
 def predict_scenes(run: str | Path, files: Sequence[str | Path], out_dir: str | Path, window: int = 256,
