@@ -282,8 +282,8 @@ def _write_store(out_path: Path, scenes: list[Scene], parts, split_of: dict, cha
         f.create_dataset("scenes/imerg_start", data=[s.granule_start.isoformat() for s in scenes], dtype=text)
         f.create_dataset("scenes/split", data=[split_of[s.granule_start] for s in scenes], dtype=text)
         f.create_dataset("scenes/n_tiles", data=np.asarray(scene_tiles, np.int32))
-        source = "himawari-hsd" if any(s.segments for s in scenes) else ""
-        source += ("+" if source else "") + ("jaxa-ptree" if any(not s.segments for s in scenes) else "")
+        source = "+".join(name for name, used in (("himawari-hsd", any(s.segments for s in scenes)),
+                                                   ("jaxa-ptree", any(not s.segments for s in scenes))) if used)
         f.attrs.update(channel_names=channel_names, tile_size=t, regrid=parameters["regrid"], synthetic=synthetic,
                        mtdense_version=__version__, created_utc=dt.datetime.now(dt.timezone.utc).isoformat(),
                        parameters=json.dumps(parameters), pairing_rule=PAIRING_RULE,
