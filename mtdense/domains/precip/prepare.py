@@ -172,6 +172,14 @@ def _check_options(regrid, tile_size, stride, min_valid_fraction, bands, extra_c
         raise ConfigError(f"prepare: min_quality={min_quality}; IMERG's quality index is within [0, 1]")
 
 
+def _require_pyresample() -> None:
+    try:
+        import pyresample  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("prepare: HSD scans are resampled to the label grid with pyresample, which is not "
+                          "installed; pip install 'mtdense[geo]' (or use --regrid label_to_ahi)") from exc
+
+
 def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, stride: int | None = None,
                    regrid: str = "ahi_to_label", min_valid_fraction: float = 0.5,
                    bands: Sequence[int] = tuple(range(8, 17)), extra_channels: Sequence[str] = (),
@@ -200,6 +208,8 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
         split_of, block_hours = blocked_splits(granules, val_fraction, test_fraction, seed, block_hours)
     else:
         split_of, block_hours = assign_splits(granules, val_fraction, test_fraction, seed), None
+    if regrid == "ahi_to_label" and any(s.segments for s in scenes):
+        _require_pyresample()
     channel_names = [band_channel_name(b) for b in bands] + extra_channels
     options = ScanOptions(tuple(bands + extra_channels), regrid, tile_size, stride, min_valid_fraction,
                           label_variable, min_quality, mask_space)
