@@ -58,6 +58,7 @@ class BucketAverage:
         with _synchronous():
             self.resampler = BucketResampler(area, da.from_array(lon[self.seen].astype(np.float64)),
                                              da.from_array(lat[self.seen].astype(np.float64)))
+            self.resampler.idxs = self.resampler.idxs.persist()     # project once, not twice per band
 
     def __call__(self, plane: np.ndarray) -> np.ndarray:
         """Mean of the finite pixels of ``plane`` (the navigation's shape) per label cell; NaN if none."""
