@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "prepare_throughput.md"
+TILE_KB = 10 * 64 * 64 * 4 / 1e3                 # one 64x64 float32 tile of 10 channels
 SETTINGS = [("in-process (scheduler inline)", "inline"), ("LocalCluster, 1 worker", "1"),
             ("LocalCluster, 2 workers", "2")]
 
@@ -57,10 +58,14 @@ def main() -> None:
                         help="label-grid cells per side (AHI grid: twice that)")
     parser.add_argument("--data", default="/tmp/mtdense_prepare_throughput")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--render", action="store_true", help="rewrite the table from the saved JSON only")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(Path(args.data), args.one)))
         return
+    if args.render:
+        rows = [(r.pop("label_size"), r.pop("setting"), r) for r in json.loads(OUT.with_suffix(".json").read_text())]
+        return write_table(rows, args)
     from mtdense.domains.precip.synth import synth_precip
 
     rows = []
@@ -73,6 +78,10 @@ def main() -> None:
                                   capture_output=True, text=True)
             rows.append((size, label, json.loads(done.stdout.strip().splitlines()[-1])))
             print(size, label, rows[-1][2], flush=True)
+    write_table(rows, args)
+
+
+def write_table(rows: list, args: argparse.Namespace) -> None:
     lines = [
         "# Throughput of `prepare-precip` (SYNTHETIC data)",
         "",
@@ -105,7 +114,26 @@ def main() -> None:
         "client's and the workers' user + system time over the whole run (process start-up and imports "
         "included), which the other jobs on the machine do not inflate. Times are single runs on a machine "
         "shared with other jobs (see the load averages).",
+        "",
+        "## What it says",
+        "",
     ]
+    cores = max(r["cpu_s"] / r["wall_s"] for _, _, r in rows)
+    lines.append(f"- The machine was saturated by other jobs: the benchmark's processes together never got more than "
+                 f"{cores:.2f} of a core (column \"cores used\"), so a second worker could not run in parallel and "
+                 "no wall-clock speed-up from workers can be read from these runs. Measure on an idle machine (or a "
+                 "real cluster) for scaling.")
+    for size in sorted({z for z, _, _ in rows}):
+        by = {n: r for z, n, r in rows if z == size}
+        inline, single = by[SETTINGS[0][0]], by[SETTINGS[1][0]]
+        extra = single["cpu_s"] - inline["cpu_s"]
+        lines.append(f"- S = {size}: Dask with one worker costs {extra:.1f} CPU s more than in-process for the whole "
+                     f"run ({extra / inline['scans']:.2f} s per scan: worker start-up and imports, and shipping "
+                     f"{inline['tiles']} tiles of {TILE_KB:.0f} kB from the worker to the writer), against "
+                     f"{inline['cpu_s'] / inline['scans']:.2f} CPU s of work per scan in-process.")
+    rss = [r["worker_peak_rss_gb"] for _, n, r in rows if n != SETTINGS[0][0]]
+    lines.append(f"- Worker peak resident memory: {min(rss):.2f}–{max(rss):.2f} GB (Python, numpy, h5py, netCDF4 "
+                 "and Dask included).")
     OUT.write_text("\n".join(lines) + "\n")
     OUT.with_suffix(".json").write_text(json.dumps([{"label_size": z, "setting": n, **r} for z, n, r in rows], indent=1))
     print(OUT)
