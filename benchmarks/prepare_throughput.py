@@ -128,8 +128,8 @@ def write_table(rows: list, args: argparse.Namespace) -> None:
         inline, single = by[SETTINGS[0][0]], by[SETTINGS[1][0]]
         extra = single["cpu_s"] - inline["cpu_s"]
         lines.append(f"- S = {size}: Dask with one worker costs {extra:.1f} CPU s more than in-process for the whole "
-                     f"run ({extra / inline['scans']:.2f} s per scan: worker start-up and imports, and shipping "
-                     f"{inline['tiles']} tiles of {TILE_KB:.0f} kB from the worker to the writer), against "
+                     f"run ({extra / inline['scans']:.2f} s per scan: worker start-up and imports, and moving "
+                     f"{inline['tiles']} tiles of {TILE_KB:.0f} kB between processes; not measured apart), against "
                      f"{inline['cpu_s'] / inline['scans']:.2f} CPU s of work per scan in-process.")
     rss = [r["worker_peak_rss_gb"] for _, n, r in rows if n != SETTINGS[0][0]]
     lines.append(f"- Worker peak resident memory: {min(rss):.2f}–{max(rss):.2f} GB (Python, numpy, h5py, netCDF4 "
