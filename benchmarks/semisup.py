@@ -234,12 +234,15 @@ def markdown(summary: dict, n_records: int, expected: int) -> str:
         "labels/depth where valid, else the teacher's prediction.",
         "- Evaluation: the STUDENT, once after the last step, on the 32 val images (mIoU over 7 categories; depth "
         "AbsRel, RMSE [m], δ1 on valid pixels ≤ 80 m).",
-        "- Statistics: 3 seeds (init, batch order, augmentation draws). Every variant is compared with the "
+        "- Statistics: seeds 0–2 planned (init, batch order, augmentation draws; column `seeds` says how many a row "
+        "has). Every variant is compared with the "
         "supervised-only model (no transforms, no CCAM) of the same fraction and the same seed: paired per-seed "
-        "differences, mean with a 95 % t-interval (n − 1 = 2 degrees of freedom with 3 seeds: wide), paired t-test p "
+        "differences, mean with a 95 % t-interval (n − 1 degrees of freedom: 2 with 3 seeds, 1 with 2 — very wide; "
+        "none with 1), paired t-test p "
         "and Holm-adjusted p over the variants of a fraction, and the minimum detectable effect (MDE, α 0.05 "
         "two-sided, 80 % power) of Δm from the observed spread. Δm per-metric = mean over mIoU, AbsRel, RMSE, δ1; "
-        "Δm per-task = mean over mIoU and AbsRel; positive = better than the compared model.",
+        "Δm per-task = mean over mIoU and AbsRel; positive = better than the compared model. ΔmIoU and ΔAbsRel "
+        "are raw differences (variant − compared model): higher mIoU and lower AbsRel are better.",
         "- The single-task baselines (the bench's own reports, Δm vs single-task) are shared by the three grids "
         "(same pair names, same configs).", ""]
     for fraction, data in summary.items():
