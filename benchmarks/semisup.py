@@ -219,6 +219,9 @@ def markdown(summary: dict, n_records: int, expected: int) -> str:
         + (": **PARTIAL** — the bench was stopped at the deadline; rows with fewer than 3 seeds have wider or no "
            "intervals; continue with the same commands and --resume)." if partial else ")."), "",
         "The first grid (v1: BatchNorm, no ramp-up, 60 steps) is void: [semisup_v1_void.md](semisup_v1_void.md) says why.", "",
+        *(["To finish the grid (finished runs are skipped, interrupted ones continue from their checkpoints):", "",
+           "```bash", *[f"mtdense bench configs/bench/{g}.yaml --out runs/bench/semisup_v2 --resume --workers 1"
+                        for g in GRIDS], "python benchmarks/semisup.py", "```", ""] if partial else []),
         "## Protocol (short; read the numbers as a small-scale comparison)", "",
         "- Data: SYNTHETIC street scenes (`mtdense data synth-street`, 128 train / 32 val, 32×64 px, 7 categories "
         "+ metric depth). Labelled subset: 1/8 or 1/4 of the 128 training images (deterministic SHA-256 rule, "
