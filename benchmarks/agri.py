@@ -12,6 +12,7 @@ with mean and 95 % Student-t confidence interval over seeds, and the per-seed di
 g_rows(s) − g_plants(s) with its interval ("does the row task gain more than the plant task?").
 
     python benchmarks/agri.py                   # from the finished runs
+    python benchmarks/agri.py --from-json       # from the per-seed values kept in agri.json
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mtdense.bench.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = [("plants", "jaccard"), ("plants", "f1@0"), ("rows", "jaccard"), ("rows", "f1@0"), ("rows", "f1@2")]
+PAIRED_HEADING = "## Paired per-task gains over the single-task SegFormers (same seed)"
 CONTRAST = [("rows", "f1@2", "plants", "jaccard"), ("rows", "jaccard", "plants", "jaccard")]
 
 
@@ -50,7 +52,7 @@ def paired_section(records: list[dict], seeds: list[int]) -> str:
 
     head = " | ".join(f"{t} {m}" for t, m in METRICS)
     contrast = " | ".join(f"{a} {am} − {b} {bm}" for a, am, b, bm in CONTRAST)
-    lines = ["", "## Paired per-task gains over the single-task SegFormers (same seed)", "",
+    lines = ["", PAIRED_HEADING, "",
              "SYNTHETIC crop fields (mtdense.domains.agri). Relative gain in % per seed, mean [95 % t-interval] "
              f"over seeds {seeds} (n = {len(seeds)}); positive = the multi-task model is better. The last columns "
              "are per-seed differences of gains (positive = rows gain more than plants). Latencies above were "
@@ -64,12 +66,38 @@ def paired_section(records: list[dict], seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def records_from_summary(summary: dict) -> tuple[list[dict], list[int]]:
+    """The per-seed scored values a bench report keeps (``metrics_per_seed``) as result records."""
+    records = []
+    for pair in summary["pairs"].values():
+        for name, v in pair["variants"].items():
+            for seed, values in v["metrics_per_seed"].items():
+                metrics: dict[str, dict[str, float]] = {}
+                for key, value in values.items():
+                    task, metric = key.split("/", 1)
+                    metrics.setdefault(task, {})[metric] = value
+                records.append({"variant": name, "kind": v["kind"], "seed": int(seed), "metrics": metrics})
+    return records, list(summary["seeds"])
+
+
+def append_paired_section(markdown: Path, records: list[dict], seeds: list[int]) -> None:
+    text = markdown.read_text().split(PAIRED_HEADING)[0].rstrip("\n") + "\n"
+    markdown.write_text(text + paired_section(records, seeds))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--grid", default="configs/bench/agri.yaml")
     parser.add_argument("--out", default="runs/bench/agri")
+    parser.add_argument("--from-json", action="store_true",
+                        help="recompute the paired section from benchmarks/results/agri.json (no run store needed)")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
+    if args.from_json:
+        report = ROOT / "benchmarks/results/agri"
+        records, seeds = records_from_summary(json.loads(report.with_suffix(".json").read_text()))
+        append_paired_section(report.with_suffix(".md"), records, seeds)
+        return
     records = [json.loads(line) for line in (Path(args.out) / "results.jsonl").read_text().splitlines() if line]
     grid = load_grid(args.grid)
     runs_per_seed = len(grid.runs(Path(args.out))) // len(grid.seeds)
@@ -80,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     keep = {run.key for run in grid.runs(Path(args.out))}
     done = {r["key"]: r for r in records if r["key"] in keep}
     paths = write_report(grid, done, grid.report_dir)
-    with open(paths["markdown"], "a") as f:
-        f.write(paired_section(list(done.values()), seeds))
+    append_paired_section(paths["markdown"], list(done.values()), seeds)
     print(json.dumps({k: str(p) for k, p in paths.items()}))
 
 

@@ -44,18 +44,20 @@ PROTOCOL = {"scenes": 96, "size": 128, "tile": 64, "data_seed": 1234, "epochs": 
 
 
 def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, batch: int,
-                precision: str = "fp32") -> dict:
+                precision: str = "fp32", channels_last: bool | str = False) -> dict:
     run_dir = out / f"{config}_seed{seed}"
     overrides = [f"data.{s}.path={store}" for s in ("train", "val", "test")] + [
         f"trainer.out_dir={run_dir}", f"trainer.max_epochs={epochs}", f"data.batch_size={batch}", f"seed={seed}",
-        f"trainer.precision={precision}", "logging.loggers=[{type: csv}]"]
+        f"trainer.precision={precision}", f"trainer.channels_last={channels_last}", "logging.loggers=[{type: csv}]"]
     cfg = load_config(ROOT / "configs" / "precip" / f"{config}.yaml", overrides)
     resume = run_dir if (run_dir / "checkpoints" / "last").is_file() else None
     tic = time.perf_counter()
-    Trainer(cfg).fit(resume=resume)
+    trainer = Trainer(cfg)
+    trainer.fit(resume=resume)
     seconds = time.perf_counter() - tic
     test = evaluate_checkpoint(resolve_checkpoint(run_dir / "checkpoints" / "best"), "test")
-    return {"metrics": test, "train_seconds": seconds}
+    resolved = {"precision": trainer.runtime.precision, "channels_last": trainer.runtime.channels_last}
+    return {"metrics": test, "train_seconds": seconds, "resolved": resolved}
 
 
 def write_results(res: Path, lines: list[str], summary: dict) -> None:

@@ -1,9 +1,14 @@
-"""Does the default ``trainer.precision: auto`` (bf16 autocast + channels_last on CPU) keep the
-flagship's accuracy? Paired seeds: the MTCF config (`configs/precip/mtcf.yaml`) trained with
-``precision=fp32`` and with ``precision=auto`` on the same SYNTHETIC tiles, seeds 0..N-1 (same
-initialisation and batch order within a pair), scored once on the test split from the checkpoint
-chosen by validation. Reports the per-seed differences auto − fp32 with their mean and 95 %
-Student-t confidence interval, and the training time of each mode.
+"""Does the default ``trainer.precision: auto`` / ``channels_last: auto`` keep the flagship's accuracy,
+and what does each mode cost per step on this machine?
+
+1. Step cost: one MTCF training step (forward + backward, batch 16 of 10×64×64, 1 thread) in fp32,
+   fp32 + channels_last, bf16 autocast and bf16 + channels_last, median of repeated steps.
+2. Paired seeds: `configs/precip/mtcf.yaml` trained in each of ``MODES`` — fp32 (no
+   channels_last), ``auto`` (what it resolves to on this machine is recorded) and bf16 +
+   channels_last (what ``auto`` picks on bf16 hardware) — on the same SYNTHETIC tiles, seeds
+   0..N-1 (same initialisation and batch order across modes), scored once on the test split from
+   the checkpoint chosen by validation; per-seed differences mode − fp32 with their mean and 95 %
+   Student-t confidence interval, and the training time of each mode.
 
     python benchmarks/precision.py [--out runs/bench_precision] [--seeds 5] [--epochs 10] [--scenes 48]
 writes benchmarks/results/precision.md and precision.json; resumable (finished runs are skipped).
@@ -16,6 +21,7 @@ import math
 import platform
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -27,9 +33,12 @@ from precip import run_variant, write_results  # noqa: E402  (the precipitation 
 from mtdense.bench.results import ResultsFile  # noqa: E402
 from mtdense.domains.precip.prepare import prepare_precip  # noqa: E402
 from mtdense.domains.precip.synth import synth_precip  # noqa: E402
+from mtdense.engine.runtime import cpu_has_native_bf16  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("fp32", "auto")
+MODES = {"fp32": ("fp32", False), "auto": ("auto", "auto"), "bf16": ("bf16", True)}  # mode: (trainer.precision, trainer.channels_last)
+STEP_MODES = {"fp32": (False, False), "fp32 + channels_last": (False, True), "bf16": (True, False),
+              "bf16 + channels_last": (True, True)}  # label: (bf16 autocast, channels_last)
 METRICS = {  # label: (key, higher is better)
     "F1@0.5": ("test/rain_rate/f1@0.5", True), "F1@2": ("test/rain_rate/f1@2", True),
     "F1@5": ("test/rain_rate/f1@5", True), "F1@10": ("test/rain_rate/f1@10", True),
@@ -45,6 +54,30 @@ def paired(diffs: list[float]) -> tuple[float, float, float]:
         return mean, math.nan, math.nan
     half = scipy_stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
     return mean, mean - half, mean + half
+
+
+def step_cost(repeats: int = 5) -> dict[str, float]:
+    """Median milliseconds of one MTCF training step per mode of ``STEP_MODES`` (1 thread)."""
+    import mtdense
+
+    torch.set_num_threads(1)
+    net = mtdense.build_model(ROOT / "configs" / "precip" / "mtcf.yaml", in_channels=10)
+    image = torch.randn(16, 10, 64, 64)
+    out = {}
+    for label, (bf16, channels_last) in STEP_MODES.items():
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        net, x = net.to(memory_format=fmt), image.contiguous(memory_format=fmt)
+        times = []
+        for i in range(repeats + 2):  # two warm-up steps
+            tic = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = sum(v.float().mean() for v in net(x).values())
+            loss.backward()
+            if i >= 2:
+                times.append(time.perf_counter() - tic)
+        out[label] = 1000 * statistics.median(times)
+        print(f"step {label}: {out[label]:.0f} ms", flush=True)
+    return out
 
 
 def main() -> None:
@@ -66,47 +99,69 @@ def main() -> None:
         for mode in MODES:  # interleaved, so machine load affects both modes alike
             key = f"{mode}/seed{seed}"
             if key not in results.read():
-                record = run_variant("mtcf", seed, store, out / mode, args.epochs, 16, precision=mode)
+                precision, channels_last = MODES[mode]
+                record = run_variant("mtcf", seed, store, out / mode, args.epochs, 16, precision, channels_last)
                 results.append({"key": key, "mode": mode, "seed": seed, **record})
                 print(f"{key}: {record['train_seconds']:.0f} s", flush=True)
     done = results.read()
     seeds = [s for s in range(args.seeds) if all(f"{m}/seed{s}" in done for m in MODES)]
-    rows, summary = [], {"seeds": seeds, "epochs": args.epochs, "scenes": args.scenes, "metrics": {}}
-    for label, (key, higher) in METRICS.items():
-        a = [done[f"fp32/seed{s}"]["metrics"].get(key) for s in seeds]
-        b = [done[f"auto/seed{s}"]["metrics"].get(key) for s in seeds]
-        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-        diffs = [y - x for x, y in pairs]
-        mean, lo, hi = paired(diffs)
-        worse = (hi < 0) if higher else (lo > 0)
-        verdict = ("fewer than 2 seeds: no CI" if len(diffs) < 2 else "auto worse" if worse
-                   else "auto better" if (lo > 0 if higher else hi < 0) else "no difference")
-        summary["metrics"][label] = {"fp32": a, "auto": b, "diff": diffs, "mean": mean, "ci95": [lo, hi]}
-        rows.append(f"| {label} | {statistics.fmean(x for x, _ in pairs):.4f} | {statistics.fmean(y for _, y in pairs):.4f}"
-                    f" | {mean:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {verdict} |")
+    steps = step_cost()
+    resolved = done[f"auto/seed{seeds[0]}"]["resolved"]
+    summary = {"seeds": seeds, "epochs": args.epochs, "scenes": args.scenes, "metrics": {}, "step_ms": steps,
+               "auto_resolved": resolved, "cpu_has_native_bf16": cpu_has_native_bf16()}
     secs = {m: [done[f"{m}/seed{s}"]["train_seconds"] for s in seeds] for m in MODES}
-    speed = [f / a for f, a in zip(secs["fp32"], secs["auto"])]
     summary["train_seconds"] = secs
+    auto_text = f"{resolved['precision']}" + (" + channels_last" if resolved["channels_last"] else "")
     lines = [
-        "# Precision: `auto` (bf16 autocast + channels_last) vs fp32 on the flagship (SYNTHETIC data)",
+        "# Precision: the default `auto` (and bf16) vs fp32 on the flagship (SYNTHETIC data)",
+        "",
+        f"On this machine `precision: auto, channels_last: auto` resolved to **{auto_text}** (CPU with native bf16: "
+        f"{cpu_has_native_bf16()}; `mtdense.engine.runtime.resolve_precision`). The bf16 rows show what `auto` "
+        "would pick on a CPU or GPU with bf16 hardware (here it is emulated, hence slow).",
+        "",
+        "## Cost of one training step",
+        "",
+        "MTCF (`configs/precip/mtcf.yaml`), forward + backward, batch 16 of 10×64×64 random inputs, 1 torch thread, "
+        "median of 5 steps after 2 warm-up steps, all modes in one process one after another.",
+        "",
+        "| mode | ms / step | vs fp32 |",
+        "|---|---|---|",
+        *[f"| {m} | {ms:.0f} | {steps['fp32'] / ms:.2f}× |" for m, ms in steps.items()],
+        "",
+        "## Accuracy and training time, paired seeds",
         "",
         f"**Data: SYNTHETIC** Himawari/IMERG tiles from `mtdense.domains.precip.synth` ({args.scenes} scenes of "
         "128×128, seed 1234, 64×64 tiles + one decoy channel). Model: `configs/precip/mtcf.yaml` (MTCF "
         f"reconstruction), {args.epochs} epochs, batch 16, checkpoint chosen by validation, scored once on the test "
-        f"split. Seeds {', '.join(map(str, seeds))}: the same seed gives both modes the same initialisation and "
-        "batch order, so the comparison is paired. Difference = auto − fp32 per seed; mean and 95 % Student-t "
-        "confidence interval over seeds. \"auto worse\" only when the whole interval is on the worse side.",
-        "",
-        "| test metric | fp32 mean | auto mean | mean diff | 95 % CI | verdict |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Training time per run (data loading and evaluation included): fp32 {statistics.fmean(secs['fp32']):.0f} s, "
-        f"auto {statistics.fmean(secs['auto']):.0f} s; paired speed-up fp32/auto {statistics.fmean(speed):.2f}× "
-        f"(min {min(speed):.2f}, max {max(speed):.2f}). Machine: {platform.machine()}, "
-        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}; the 2-core machine was shared with "
-        "other jobs while these ran (modes interleaved per seed).",
+        f"split. Seeds {', '.join(map(str, seeds))}: the same seed gives every mode the same initialisation and "
+        "batch order, so the comparison is paired. Modes (trainer.precision, trainer.channels_last): "
+        + ", ".join(f"{m} = ({p}, {c})" for m, (p, c) in MODES.items())
+        + ". Difference = mode − fp32 per seed; mean and 95 % Student-t confidence interval over seeds; "
+        "\"worse\" only when the whole interval is on the worse side.",
     ]
+    for mode in [m for m in MODES if m != "fp32"]:
+        lines += ["", f"### {mode} vs fp32", "", f"| test metric | fp32 mean | {mode} mean | mean diff | 95 % CI | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for label, (key, higher) in METRICS.items():
+            a = [done[f"fp32/seed{s}"]["metrics"].get(key) for s in seeds]
+            b = [done[f"{mode}/seed{s}"]["metrics"].get(key) for s in seeds]
+            pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+            diffs = [y - x for x, y in pairs]
+            mean, lo, hi = paired(diffs)
+            better = (lo > 0) if higher else (hi < 0)
+            worse = (hi < 0) if higher else (lo > 0)
+            verdict = ("fewer than 2 seeds: no CI" if len(diffs) < 2 else f"{mode} worse" if worse
+                       else f"{mode} better" if better else "no detectable difference")
+            summary["metrics"].setdefault(label, {"fp32": a})[mode] = {"values": b, "diff": diffs, "mean": mean,
+                                                                       "ci95": [lo, hi]}
+            lines.append(f"| {label} | {statistics.fmean(x for x, _ in pairs):.4f} | "
+                         f"{statistics.fmean(y for _, y in pairs):.4f} | {mean:+.4f} | [{lo:+.4f}, {hi:+.4f}] | {verdict} |")
+        speed = [f / m for f, m in zip(secs["fp32"], secs[mode])]
+        lines += ["", f"Training time per run (data loading and evaluation included): fp32 "
+                      f"{statistics.fmean(secs['fp32']):.0f} s, {mode} {statistics.fmean(secs[mode]):.0f} s; paired "
+                      f"speed-up fp32/{mode} {statistics.fmean(speed):.2f}× (min {min(speed):.2f}, max {max(speed):.2f})."]
+    lines += ["", f"Machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}; "
+                  "the 2-core machine was shared with other jobs while these ran (modes interleaved per seed)."]
     write_results(Path(args.results), lines, summary)
 
 

@@ -45,10 +45,11 @@ TRAINER_OPTIONS: dict[str, Option] = {
     "min_lr_ratio": Option(0.0, "float", minimum=0, maximum=1),
     "accumulate": Option(1, "int", minimum=1),
     "grad_clip": Option(None, "float", above=0, nullable=True, hint="null turns clipping off"),
-    # auto: bf16 autocast (+ channels_last) where supported, fp16 + GradScaler on CUDA without bf16
+    # auto: bf16 autocast where the hardware has bf16 (CUDA, CPUs with AVX512-BF16/AMX), fp16 + GradScaler
+    # on CUDA without bf16, fp32 elsewhere (mtdense.engine.runtime.resolve_precision)
     # fp32 stays the default until paired seeds show auto keeps the flagship's accuracy (issue 10 §5)
-    "precision": Option("fp32", "str", choices=("auto", "fp32", "bf16", "fp16")),
-    "channels_last": Option("auto", "choice", choices=("auto", True, False)),  # auto: on with autocast
+    "precision": Option("auto", "str", choices=("auto", "fp32", "bf16", "fp16")),
+    "channels_last": Option("auto", "choice", choices=("auto", True, False)),  # auto: CPU, or CUDA with autocast
     "compile": Option(False, "bool"),
     "deterministic": Option(True, "bool"),
     "out_dir": Option("runs/${meta.name}", "str"),

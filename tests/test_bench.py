@@ -12,7 +12,7 @@ import mtdense.bench.runner as runner_mod
 from conftest import tiny_config
 from mtdense.bench.grid import load_grid, single_task_config
 from mtdense.bench.profile import count_parameters, flops_per_image
-from mtdense.bench.report import summarize_pair
+from mtdense.bench.report import _plateau, summarize_pair
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.runner import run_bench
 from mtdense.config import from_dict
@@ -216,8 +216,16 @@ def test_delta_m_columns_by_hand():
                rec("baseline:height", "baseline", 1, {"height": {"rmse": 2.0, "abs_rel": 0.2}}),
                rec("mtl", "multitask", 0, {"semantic": {"miou": 0.55}, "height": {"rmse": 1.8, "abs_rel": 0.2}}, bl),
                rec("mtl", "multitask", 1, {"semantic": {"miou": 0.5}, "height": {"rmse": 2.2, "abs_rel": 0.3}}, bl)]
-    dm = summarize_pair(grid_pair, records)["variants"]["mtl"]["delta_m"]
+    summary = summarize_pair(grid_pair, records)
+    dm = summary["variants"]["mtl"]["delta_m"]
+    # every seed's scored values are kept, so paired analyses work from the report alone
+    assert summary["variants"]["mtl"]["metrics_per_seed"][1] == {"semantic/miou": 0.5, "height/rmse": 2.2,
+                                                                  "height/abs_rel": 0.3}
     # each seed against the baselines of the same seed:
+    # runs with too few evaluations are "not assessed", never counted as "not at plateau"
+    assert summary["variants"]["mtl"]["plateau"] == {"reached": 0, "assessed": 0, "runs": 2}
+    assert _plateau(summary["variants"]["mtl"]["plateau"]) == "not assessed (2 runs with < 4 evaluations)"
+    assert _plateau({"reached": 1, "assessed": 2, "runs": 3}) == "1/2 (1 not assessed)"
     # per task: seed 0 (+37.5 miou vs 0.4, +10 rmse)/2 = 23.75; seed 1 (-16.67 vs 0.6, -10)/2 = -13.33
     assert dm["per_task"]["mean"] == pytest.approx((23.75 - 40 / 3) / 2)
     # per metric: seed 0 (37.5 + 10 + 0)/3; seed 1 (-16.67 - 10 - 50)/3

@@ -76,11 +76,14 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
             "baselines": recs[0]["baselines"],
             "metrics": {f"{t}/{m}": stats([r["metrics"].get(t, {}).get(m) for r in recs])
                         for t, m in declared if t in tasks},
+            "metrics_per_seed": {r["seed"]: {f"{t}/{m}": r["metrics"].get(t, {}).get(m)
+                                             for t, m in declared if t in tasks} for r in recs},
             "params": stats([r["params"] for r in recs]), "flops_per_image": stats([r["flops_per_image"] for r in recs]),
             "latency_ms": stats([r["latency_ms"] for r in recs]),
             "throughput_img_s": stats([r["throughput_img_s"] for r in recs]),
             "scored_split": sorted({r.get("scored_split", "val") for r in recs}),
-            "plateau": {"reached": sum(1 for r in recs if r.get("plateau")), "runs": len(recs)},
+            "plateau": {"reached": sum(1 for r in recs if r.get("plateau")),
+                        "assessed": sum(1 for r in recs if r.get("plateau") is not None), "runs": len(recs)},
             "curves": {r["seed"]: r.get("curve", []) for r in recs},
             "monitor": recs[0].get("monitor"),
         }
@@ -199,6 +202,14 @@ def _ci(ci: Any, fmt: str = "+.2f") -> str:
     return "–" if ci is None else f"[{format(ci[0], fmt)}, {format(ci[1], fmt)}]"
 
 
+def _plateau(p: dict[str, int]) -> str:
+    """Runs at plateau out of the runs the criterion could judge (it needs ≥ 4 evaluations)."""
+    if not p["assessed"]:
+        return f"not assessed ({p['runs']} runs with < 4 evaluations)"
+    unjudged = p["runs"] - p["assessed"]
+    return f"{p['reached']}/{p['assessed']}" + (f" ({unjudged} not assessed)" if unjudged else "")
+
+
 def _paired_markdown(p: dict[str, Any]) -> list[str]:
     """Δm vs single-task with its CI, paired differences vs the reference, Holm verdicts, MDE."""
     lines = []
@@ -214,7 +225,7 @@ def _paired_markdown(p: dict[str, Any]) -> list[str]:
         ref = p["variants"][p["reference"]]
         dm = ref["delta_m"][dv]
         lines.append(f"| {p['reference']} (reference) | {dm['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} | – | – | – | – "
-                     f"| – | – | {ref['plateau']['reached']}/{ref['plateau']['runs']} |")
+                     f"| – | – | {_plateau(ref['plateau'])} |")
         for vn, c in result["comparisons"].items():
             v = p["variants"][vn]
             dm = v["delta_m"][dv]
@@ -222,7 +233,7 @@ def _paired_markdown(p: dict[str, Any]) -> list[str]:
             p_holm = "–" if c["p_holm"] is None else f"{c['p_holm']:.3g}"
             lines.append(f"| {vn} | {c['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} | {_fmt(c['mean'])} | {_ci(c['ci_t'])} "
                          f"| {_ci(c['ci_bootstrap'])} | {p_holm} | {_ci(c['ci_holm'])}{level} | **{c['verdict']}** "
-                         f"| {v['plateau']['reached']}/{v['plateau']['runs']} |")
+                         f"| {_plateau(v['plateau'])} |")
         mde = result["mde"]
         lines += ["", f"Minimum detectable effect (paired t-test, two-sided α = 0.05/{result['m']} (Holm's strictest step), "
                       f"power 0.8, n = {result['n']} seeds, pooled sd of d = {_fmt(result['sd'], '.2f')} pp): "

@@ -24,14 +24,30 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX). Without either, oneDNN
+    emulates bf16 and a bf16-autocast step is ~10× slower than fp32 (benchmarks/results/precision.md)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` → ``bf16`` on CPU and on CUDA devices with bf16 support, ``fp16`` (with a
-    GradScaler) on older CUDA cards; ``fp32``, ``bf16`` and ``fp16`` stay as they are."""
+    """``auto`` → the fastest mode that keeps accuracy: on CUDA ``bf16`` where supported, else
+    ``fp16`` (with a GradScaler); on CPU ``bf16`` only with native bf16 (``cpu_has_native_bf16``),
+    else ``fp32``. ``fp32``, ``bf16`` and ``fp16`` stay as they are."""
     if precision != "auto":
         return precision
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return "fp16"
-    return "bf16"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def resolve_channels_last(channels_last: bool | str, precision: str, device: torch.device) -> bool:
+    """``auto`` → on for CPU (NHWC convolutions are as fast or faster in fp32 and bf16 there:
+    benchmarks/results/precision.md) and for CUDA with autocast (tensor-core layouts); an
+    explicit ``True``/``False`` stays."""
+    if channels_last != "auto":
+        return bool(channels_last)
+    return device.type == "cpu" or precision != "fp32"
 
 
 def precision_context(precision: str, device: torch.device):
@@ -56,16 +72,16 @@ class Runtime:
     """Device, precision and memory format of one run; ``forward`` runs a model on an image batch.
 
     ``precision="auto"`` (the default of ``trainer.precision``) picks the fastest mode that keeps
-    accuracy (``resolve_precision``); ``channels_last="auto"`` is on whenever autocast is (NHWC
-    convolutions are what makes bf16 fast on CPU). ``grad_scaler`` is a ``torch.amp.GradScaler``
-    for fp16 (whose gradients underflow without loss scaling), ``None`` otherwise.
+    accuracy (``resolve_precision``), ``channels_last="auto"`` the memory format that goes with it
+    (``resolve_channels_last``). ``grad_scaler`` is a ``torch.amp.GradScaler`` for fp16 (whose
+    gradients underflow without loss scaling), ``None`` otherwise.
     """
 
     def __init__(self, device: torch.device | str = "auto", precision: str = "fp32",
                  channels_last: bool | str = False):
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.precision = resolve_precision(precision, self.device)
-        self.channels_last = self.precision != "fp32" if channels_last == "auto" else bool(channels_last)
+        self.channels_last = resolve_channels_last(channels_last, self.precision, self.device)
         self.grad_scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
     @classmethod

@@ -2,8 +2,8 @@
 
 - ``latlon_rain_maps``: observed / estimated rain rate on latitude–longitude axes (cartopy
   PlateCarree, gridline labels in degrees) on the discrete log-spaced rain scale of
-  ``figures.rain_colour_scale``; coastlines only from a local shapefile (``coastline=``): nothing
-  is downloaded.
+  ``figures.rain_colour_scale``; coastlines from the offline GSHHS data of ``coastlines`` (or a
+  local shapefile, ``coastline=``): nothing is downloaded.
 - ``loglog_scatter``: log–log 2-D histogram of estimated vs observed rates (pixels where both are
   ≥ 0.1 mm/h) with N, CC, RMSE and bias of all valid pixels annotated.
 - ``performance_diagram``: Roebber (2009, Wea. Forecasting 24:601) — success ratio (1 − FAR) vs
@@ -22,6 +22,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from mtdense.analysis.figures import save_figure
+from mtdense.domains.precip.coastlines import gshhs_coastlines
 from mtdense.domains.precip.figures import RAIN_LEVELS, rain_colour_scale
 
 
@@ -29,7 +30,14 @@ def latlon_rain_maps(fields: Mapping[str, np.ndarray], lat: np.ndarray, lon: np.
                      when: str, coastline: str | Path | None = None) -> Path:
     """One map per field (mm/h, NaN = missing); ``lat``/``lon``: 1-D pixel centres."""
     import cartopy.crs as ccrs
+    from cartopy.feature import ShapelyFeature
 
+    if coastline is None:
+        shores = gshhs_coastlines("l", float(np.min(lat)) - 1, float(np.max(lat)) + 1)
+    else:
+        from cartopy.io.shapereader import Reader
+
+        shores = list(Reader(str(coastline)).geometries())
     scale, norm = rain_colour_scale(RAIN_LEVELS)
     step_lat, step_lon = abs(lat[1] - lat[0]) / 2, abs(lon[1] - lon[0]) / 2
     extent = (lon.min() - step_lon, lon.max() + step_lon, lat.min() - step_lat, lat.max() + step_lat)
@@ -40,12 +48,8 @@ def latlon_rain_maps(fields: Mapping[str, np.ndarray], lat: np.ndarray, lon: np.
         ax = fig.add_subplot(1, len(fields), i + 1, projection=ccrs.PlateCarree())
         image = ax.imshow(np.ma.masked_invalid(field), cmap=scale, norm=norm, extent=extent, origin="upper",
                           transform=ccrs.PlateCarree(), interpolation="nearest")
-        if coastline is not None:
-            from cartopy.feature import ShapelyFeature
-            from cartopy.io.shapereader import Reader
-
-            ax.add_feature(ShapelyFeature(Reader(str(coastline)).geometries(), ccrs.PlateCarree()),
-                           facecolor="none", edgecolor="black", linewidth=0.6)
+        ax.add_feature(ShapelyFeature(shores, ccrs.PlateCarree()), facecolor="none", edgecolor="black",
+                       linewidth=0.6)
         grid = ax.gridlines(draw_labels=True, linewidth=0.3, color="grey")
         grid.top_labels = grid.right_labels = False
         ax.set_title(f"{title}\n{when}", fontsize=10)
