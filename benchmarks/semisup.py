@@ -34,11 +34,10 @@ import os
 import statistics
 from pathlib import Path
 
-from scipy import stats as st
-
 from mtdense.bench.grid import load_grid
 from mtdense.bench.report import write_report
 from mtdense.bench.results import ResultsFile
+from mtdense.bench.statistics import holm, minimum_detectable_effect, t_interval, t_test_p
 from mtdense.metrics.delta_m import delta_m
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,23 +62,14 @@ CONTRASTS = [
 def paired(values: list[float]) -> dict:
     """Mean, 95 % t-interval, p (H0: mean 0) and the MDE of paired per-seed values."""
     n = len(values)
-    mean = statistics.fmean(values) if values else math.nan
-    if n < 2:
-        return {"n": n, "mean": mean, "ci": None, "p": None, "mde": None, "sd": None}
-    sd = statistics.stdev(values)
-    half = st.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    p = float(st.ttest_1samp(values, 0.0).pvalue) if sd > 0 else (0.0 if mean else 1.0)
-    mde = (st.t.ppf(0.975, n - 1) + st.t.ppf(0.80, n - 1)) * sd / math.sqrt(n)
-    return {"n": n, "mean": mean, "ci": [mean - half, mean + half], "p": p, "mde": mde, "sd": sd}
+    sd = statistics.stdev(values) if n >= 2 else None
+    return {"n": n, "mean": statistics.fmean(values) if values else math.nan, "ci": t_interval(values),
+            "p": t_test_p(values), "mde": minimum_detectable_effect(sd, n), "sd": sd}
 
 
-def holm(pvalues: dict[str, float | None]) -> dict[str, float | None]:
-    """Holm–Bonferroni adjusted p-values (step-down, monotone)."""
-    ranked = sorted((p, k) for k, p in pvalues.items() if p is not None)
-    adjusted, running = {}, 0.0
-    for i, (p, k) in enumerate(ranked):
-        running = max(running, min(1.0, (len(ranked) - i) * p))
-        adjusted[k] = running
+def holm_or_none(pvalues: dict[str, float | None]) -> dict[str, float | None]:
+    """Holm-adjusted p-values of the variants that have one (None for the others)."""
+    adjusted, _ = holm({k: p for k, p in pvalues.items() if p is not None})
     return {k: adjusted.get(k) for k in pvalues}
 
 
@@ -105,7 +95,7 @@ def analyse(records: dict[str, dict]) -> dict:
         reference = by.get((fraction, REFERENCE), {})
         rows = {variant: {"variant": variant, **compare(seeds, reference)}
                 for (frac, variant), seeds in sorted(by.items()) if frac == fraction and variant != REFERENCE}
-        adjusted = holm({k: r["delta_m"]["per_metric"]["p"] for k, r in rows.items()})
+        adjusted = holm_or_none({k: r["delta_m"]["per_metric"]["p"] for k, r in rows.items()})
         for k, r in rows.items():
             r["delta_m"]["per_metric"]["p_holm"] = adjusted[k]
         ref_metrics = {f"{t}/{m}": statistics.fmean(v[t][m] for v in reference.values()) if reference else None

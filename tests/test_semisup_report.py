@@ -22,8 +22,8 @@ def test_paired_interval_and_mde():
     assert report.paired([0.5])["ci"] is None
 
 
-def test_holm_is_step_down_and_monotone():
-    adjusted = report.holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": None})
+def test_holm_skips_variants_without_a_p_value():
+    adjusted = report.holm_or_none({"a": 0.01, "b": 0.04, "c": 0.03, "d": None})
     assert adjusted == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06, "d": None})
 
 
