@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -29,7 +30,8 @@ def _prepare(args: argparse.Namespace) -> int:
                              split_by=args.split, block_hours=args.block_hours,
                              val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                              label_variable=args.label_variable, min_quality=args.min_quality,
-                             mask_space=not args.keep_space, scheduler=args.scheduler, workers=args.workers)
+                             mask_space=not args.keep_space, scheduler=args.scheduler, workers=args.workers,
+                             log=lambda message: print(message, file=sys.stderr))  # stdout: the JSON summary
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}, default=str))
     return 0
 
