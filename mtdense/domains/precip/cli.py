@@ -136,7 +136,7 @@ def add_commands(commands, data) -> None:
     sp.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     sp.add_argument("--flip-tta", action="store_true", help="average over horizontal/vertical flips (4× slower)")
     sp.add_argument("--device", default="cpu", help="device of the model (the scene stays in CPU memory)")
-    sp.add_argument("--geotiff", action="store_true", help="also write the rain classes as GeoTIFF (regular grids)")
+    sp.add_argument("--geotiff", action="store_true", help="also write the rain classes as GeoTIFF (in the NetCDF's CRS)")
     sp.add_argument("--keep-space", action="store_true", help="HSD: do not mask pixels off the earth disk")
     sp.set_defaults(run=_predict_scene)
 

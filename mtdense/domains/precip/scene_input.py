@@ -2,7 +2,8 @@
 
 ``read_scene_input(source, channel_names)`` accepts a JAXA P-Tree NetCDF file, a set of
 Himawari Standard Data (HSD) segment files (native geostationary grid: 2-D latitude/longitude
-from the reader's navigation, space pixels masked), an ``xarray.DataArray`` (channel, y, x) or
+from the reader's navigation, space pixels masked, plus the grid's 1-D projection coordinates
+and CF ``geostationary`` grid mapping from the header's projection block), an ``xarray.DataArray`` (channel, y, x) or
 ``xarray.Dataset`` (one variable per channel, named by channel or ``tbb_XX``), or a numpy
 C×H×W array (optional ``lat``/``lon``), and returns the channels in the order the model wants,
 in raw units (kelvin), NaN = missing.
@@ -29,7 +30,9 @@ _HSD_BAND = re.compile(r"_B(\d\d)_")
 class SceneInput:
     """Channels (C×H×W float32, raw units) with latitude/longitude: 1-D for a regular grid
     (``lat`` (H,), ``lon`` (W,)), 2-D (H×W, NaN off the earth disk) for the native
-    geostationary grid, or None when unknown."""
+    geostationary grid, or None when unknown. A projected grid (HSD input) also has its 1-D
+    projection coordinates ``x`` (W,), ``y`` (H,) and CF grid-mapping attributes
+    ``grid_mapping`` (``domains/precip/grid_mapping.py``)."""
 
     data: np.ndarray
     channel_names: list[str]
@@ -39,6 +42,9 @@ class SceneInput:
     sources: list[str] = field(default_factory=list)
     synthetic: bool = False
     wavelengths_um: dict[str, float] = field(default_factory=dict)
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    grid_mapping: dict | None = None
 
     @property
     def grid(self) -> str:
@@ -80,14 +86,29 @@ def group_scenes(files: Sequence[str | Path]) -> list[list[Path]]:
     return scenes + [sorted(v) for _, v in sorted(hsd.items())]
 
 
+def _lines_columns(image) -> tuple[np.ndarray, np.ndarray]:
+    """Full-disk line and column numbers (1-based) of an assembled HSD image's rows and columns."""
+    return (np.arange(image.first_line, image.first_line + image.bt.shape[0], dtype=np.float64),
+            np.arange(1, image.bt.shape[1] + 1, dtype=np.float64))
+
+
 def hsd_navigation(image) -> tuple[np.ndarray, np.ndarray]:
     """2-D latitude/longitude (float32 degrees, NaN off the earth disk) of an assembled HSD image."""
     from mtdense.domains.precip.himawari_hsd import lines_columns_to_latlon
 
-    lines = np.arange(image.first_line, image.first_line + image.bt.shape[0], dtype=np.float64)
-    columns = np.arange(1, image.bt.shape[1] + 1, dtype=np.float64)
+    lines, columns = _lines_columns(image)
     lat, lon = lines_columns_to_latlon(lines[:, None], columns[None, :], image.projection)
     return lat.astype(np.float32), lon.astype(np.float32)
+
+
+def hsd_grid(image) -> tuple[np.ndarray, np.ndarray, dict]:
+    """1-D geostationary projection coordinates x (columns), y (rows) in metres and the CF grid
+    mapping of an assembled HSD image."""
+    from mtdense.domains.precip.grid_mapping import geostationary_grid_mapping, projection_coordinates
+
+    lines, columns = _lines_columns(image)
+    x, y = projection_coordinates(lines, columns, image.projection)
+    return x, y, geostationary_grid_mapping(image.projection)
 
 
 def iter_hsd_channels(paths: Sequence[Path], channel_names: Sequence[str]) -> Iterator[tuple[str, Any]]:
@@ -123,8 +144,9 @@ def _from_hsd(paths: Sequence[Path], channel_names: Sequence[str], mask_space: b
             image.bt[~np.isfinite(lat)] = np.nan
         planes.append(image.bt)
         wavelengths[channel] = image.wavelength_um
+    x, y, grid_mapping = hsd_grid(head)
     return SceneInput(np.stack(planes).astype(np.float32), list(channel_names), lat, lon, head.start_time,
-                      [str(p) for p in paths], wavelengths_um=wavelengths)
+                      [str(p) for p in paths], wavelengths_um=wavelengths, x=x, y=y, grid_mapping=grid_mapping)
 
 
 def _spatial(obj) -> tuple[np.ndarray | None, np.ndarray | None]:
