@@ -203,6 +203,16 @@ def test_hsd_products_carry_the_geostationary_grid_mapping(two_band_run, tmp_pat
         np.testing.assert_allclose(lon_p, lon[rows, cols], atol=2e-5)
         np.testing.assert_allclose(lat_p, nav_lat, atol=1e-7)
         np.testing.assert_allclose(lon_p, nav_lon, atol=1e-7)
+    # cartopy's Geostationary built from the attributes (as a cartopy user would) agrees
+    import cartopy.crs as ccrs
+
+    geos = ccrs.Geostationary(central_longitude=attrs["longitude_of_projection_origin"],
+                              satellite_height=attrs["perspective_point_height"], sweep_axis=attrs["sweep_angle_axis"],
+                              globe=ccrs.Globe(semimajor_axis=attrs["semi_major_axis"],
+                                               semiminor_axis=attrs["semi_minor_axis"], ellipse=None))
+    points = ccrs.Geodetic().transform_points(geos, x[cols], y[rows])
+    np.testing.assert_allclose(points[:, 1], nav_lat, atol=1e-7)
+    np.testing.assert_allclose(points[:, 0], nav_lon, atol=1e-7)
     # pyresample (satpy's area) reads the grid: its pixel centres are the file's lat/lon
     area, _ = load_cf_area(str(path), variable="rain_rate")
     assert area.shape == (32, 40) and area.crs.equals(crs)
