@@ -304,6 +304,21 @@ def test_unknown_plugin_in_a_variant_fails_before_any_run(tmp_path, monkeypatch)
     assert constructed == []
 
 
+def test_keyless_axes_next_to_keyed_ones_give_storable_labels(tmp_path):
+    """A keyless axis (values = override sets) used to be labelled under the key None, which a
+    keyed axis beside it made unstorable (sorted JSON keys) and two keyless axes overwrote."""
+    from mtdense.strict_json import dumps
+
+    axes = [{"values": [{"label": "plain", "overrides": {}}]},
+            {"values": [{"label": "lr_low", "overrides": {"trainer.lr": 1.0e-3}}]},
+            {"key": "balancer", "values": [{"label": "equal", "value": {"type": "fixed"}}]}]
+    runs = load_grid(write_grid(tmp_path, axes=axes), seeds=1).runs(tmp_path / "out")
+    mtl = next(r for r in runs if r.kind == "multitask")
+    assert mtl.variant == "plain+lr_low+equal" and mtl.config.trainer.lr == 1.0e-3
+    assert mtl.labels == {"axes.0": "plain", "axes.1": "lr_low", "balancer": "equal"}
+    assert json.loads(dumps({"labels": mtl.labels}, sort_keys=True))["labels"] == mtl.labels
+
+
 class ConstantRule:
     """Class 0 and height 1.5 everywhere (a test rule; Lehmann & Casella 1998, the constant estimator)."""
 

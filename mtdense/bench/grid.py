@@ -197,12 +197,14 @@ class Grid:
         apply_overrides(common, self.protocol, f"{self.path}: protocol")
         apply_overrides(common, pair.overrides, f"{where}.overrides")
         variants = []
+        # a keyless axis is named by its position: labels keep one string key per axis (stored as JSON)
+        names = [axis.key or f"axes.{i}" for i, axis in enumerate(self.axes)]
         for combo in itertools.product(*[axis.values for axis in self.axes]):
             cfg = copy.deepcopy(common)
-            for axis, (label, value) in zip(self.axes, combo):
-                apply_overrides(cfg, value if axis.key is None else {axis.key: value}, f"{self.path}: axes.{axis.key}.{label}")
+            for axis, name, (label, value) in zip(self.axes, names, combo):
+                apply_overrides(cfg, value if axis.key is None else {axis.key: value}, f"{self.path}: {name}.{label}")
             label = "+".join(lbl for lbl, _ in combo) or "default"
-            labels = {axis.key: lbl for axis, (lbl, _) in zip(self.axes, combo)}
+            labels = {name: lbl for name, (lbl, _) in zip(names, combo)}
             variants.append((label, validate(cfg, where=f"{where} variant {label}"), labels))
         task_names = list(common.tasks)
         for task in list(pair.per_task) + list(pair.per_metric):

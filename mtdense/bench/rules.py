@@ -43,8 +43,6 @@ from mtdense.engine.evaluator import finite_inputs
 from mtdense.errors import ConfigError
 from mtdense.registry import RULES
 
-RULE_KEYS = ("name", "scored_as")  # keys of a grid's rule entry that belong to the bench, not the rule
-
 
 @dataclass
 class RuleRun:
@@ -54,7 +52,7 @@ class RuleRun:
     rule: dict[str, Any]  # {type, **options}
     config: DictConfig  # the ``scored_as`` variant's config (tasks, data)
     baselines: list[str]
-    where: str  # "<grid>: pairs.<pair>.rules.<name>", for errors
+    where: str  # "<grid>: pairs.<pair>.rules.<index>", for errors
 
     def key(self, seed: int) -> str:
         return f"{self.pair}/{self.variant}/seed{seed}"
@@ -68,9 +66,9 @@ def rule_fingerprint(run: RuleRun) -> str:
     return fingerprint(cfg)
 
 
-def citation(rule: Any) -> str:
-    """The first line of the rule's docstring (its source)."""
-    return (inspect.getdoc(type(rule)) or "").partition("\n")[0]
+def citation(name: str) -> str:
+    """The first line of the registered rule's docstring (its source)."""
+    return (inspect.getdoc(RULES.get(name)) or "").partition("\n")[0]
 
 
 def scored_tasks(run: RuleRun, rule: Any, tasks: Mapping[str, Any]) -> list[str]:
@@ -122,7 +120,7 @@ def evaluate_rule(run: RuleRun) -> dict[str, Any]:
                 metric.update(pred, target, valid)
     scores = {name: {k: float(v) for m in ms for k, v in m.compute().items()} for name, ms in metrics.items()}
     return {"pair": run.pair, "variant": run.variant, "kind": "rule", "tasks": p.names, "baselines": run.baselines,
-            "labels": {}, "rule": dict(run.rule), "citation": citation(p.rule), "deterministic": True,
+            "labels": {}, "rule": dict(run.rule), "citation": citation(run.rule["type"]), "deterministic": True,
             "metrics": scores, "scored_split": p.split, "params": 0, "flops_per_image": None, "latency_ms": None,
             "throughput_img_s": None, "train_seconds": 0.0, "train_cpu_seconds": 0.0, "resumed_from_step": 0,
             "protocol": {}, "curve": [], "plateau": None, "machine": None, "run_dir": None}

@@ -70,7 +70,7 @@ def check_non_learned(name: str, options: dict) -> None:
     before = image.clone()
     rule(image)
     assert torch.equal(image, before), "the rule changed its input image"
-    doc = (inspect.getdoc(type(rule)) or "").partition("\n")[0]
+    doc = (inspect.getdoc(RULES.get(name)) or "").partition("\n")[0]
     assert re.search(r"\b(1[89]|20)\d\d\b", doc), \
         f"the docstring's first line must cite the rule's source (author and year), got {doc!r}"
 
