@@ -21,6 +21,17 @@ from mtdense.engine.trainer import Trainer
 START = dt.datetime(2020, 7, 1, 3, 0)
 
 
+def _cf18_violations(path) -> dict[str, str]:
+    """Variables whose netCDF type CF-1.8 §2.2 does not allow (char, byte, short, int, float, double),
+    and coordinate variables with a ``_FillValue`` (§2.5.1)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        found = {n: v.dtype.str[1:] for n, v in nc.variables.items() if v.dtype.str[1:] not in ("i1", "i2", "i4", "f4", "f8")}
+        found.update({n: "_FillValue" for n in nc.dimensions if n in nc.variables and "_FillValue" in nc[n].ncattrs()})
+    return found
+
+
 def _scene_file(folder, height=80, width=100, seed=0, hole=True):
     """A P-Tree file larger than the 16×16 training tiles, with a block of missing pixels."""
     rng = np.random.default_rng(seed)
@@ -70,6 +81,7 @@ def test_predict_scene_writes_cf_netcdf_on_the_scene_grid(precip_run, tmp_path):
         assert all(ds[v].attrs["grid_mapping"] == "crs" for v in ("rain_rate", "rain_class_probability", "rain_class"))
         assert ds["crs"].attrs["grid_mapping_name"] == "latitude_longitude"
         assert CRS.from_cf(ds["crs"].attrs).to_epsg() == 4326
+    assert _cf18_violations(written) == {}
     with xr.open_dataset(written, mask_and_scale=False) as raw:
         assert raw["rain_rate"].values[0, 6, 11] == -9999.0 and raw["rain_class"].dtype == np.int8
         classes = raw["rain_class"].values[0]
@@ -188,9 +200,12 @@ def test_hsd_products_carry_the_geostationary_grid_mapping(two_band_run, tmp_pat
         assert (attrs["grid_mapping_name"], attrs["sweep_angle_axis"]) == ("geostationary", "y")
         assert attrs["perspective_point_height"] == pytest.approx(35785863.0)
         assert attrs["longitude_of_projection_origin"] == 140.7 and attrs["semi_minor_axis"] == 6356752.3
+        names = ("reference_ellipsoid_name", "prime_meridian_name", "horizontal_datum_name")
+        assert len({n in attrs for n in names}) == 1                 # CF §5.6: all three names or none
         assert ds["x"].attrs["standard_name"] == "projection_x_coordinate" and ds["y"].attrs["units"] == "m"
         x, y, lat, lon = (ds[v].values for v in ("x", "y", "latitude", "longitude"))
         classes = ds["rain_class"].values[0]
+    assert _cf18_violations(path) == {}
     # the CRS from the CF parameters alone and from crs_wkt, applied to x/y, gives the file's 2-D
     # lat/lon and the HSD reader's navigation of the same full-disk lines/columns
     proj = read_hsd_segment(files[0]).projection

@@ -20,9 +20,16 @@ import numpy as np
 from mtdense.domains.precip.himawari_hsd import scan_angles
 
 
+NAMES = ("reference_ellipsoid_name", "prime_meridian_name", "horizontal_datum_name")
+
+
 def _cf(crs) -> dict:
-    """CF grid-mapping attributes of a pyproj CRS (names pyproj reports as "unknown" left out)."""
-    return {k: v for k, v in crs.to_cf().items() if v != "unknown"}
+    """CF grid-mapping attributes of a pyproj CRS; names pyproj reports as "unknown" are left out,
+    and the ellipsoid, prime meridian and datum names come all three or not at all (CF §5.6)."""
+    attrs = {k: v for k, v in crs.to_cf().items() if v != "unknown"}
+    if not all(k in attrs for k in NAMES):
+        attrs = {k: v for k, v in attrs.items() if k not in NAMES}
+    return attrs
 
 
 def perspective_point_height(projection: dict) -> float:

@@ -114,7 +114,8 @@ def products_dataset(preds: Mapping[str, np.ndarray], scene: SceneInput, spec: M
         variables[GRID_MAPPING] = ((), np.int32(0), grid[0])
     ds = xr.Dataset(variables, coords=coords)
     if "time" in ds.coords:
-        encoding["time"] = {"units": "seconds since 1970-01-01 00:00:00", "calendar": "standard", "dtype": "int64"}
+        encoding["time"] = {"units": "seconds since 1970-01-01 00:00:00", "calendar": "standard", "_FillValue": None,
+                            "dtype": "float64"}   # CF-1.8 §2.2 has no 64-bit integers; double is exact to the second
     for name in ("lat", "lon", "latitude", "longitude"):
         if name in ds.coords:
             encoding[name] = {"_FillValue": None if regular else np.float32(np.nan)}

@@ -3,10 +3,10 @@
 ``read_scene_input(source, channel_names)`` accepts a JAXA P-Tree NetCDF file, a set of
 Himawari Standard Data (HSD) segment files (native geostationary grid: 2-D latitude/longitude
 from the reader's navigation, space pixels masked, plus the grid's 1-D projection coordinates
-and CF ``geostationary`` grid mapping from the header's projection block), an ``xarray.DataArray`` (channel, y, x) or
-``xarray.Dataset`` (one variable per channel, named by channel or ``tbb_XX``), or a numpy
-C×H×W array (optional ``lat``/``lon``), and returns the channels in the order the model wants,
-in raw units (kelvin), NaN = missing.
+and CF ``geostationary`` grid mapping from the header's projection block), an
+``xarray.DataArray`` (channel, y, x) or ``xarray.Dataset`` (one variable per channel, named by
+channel or ``tbb_XX``), or a numpy C×H×W array (optional ``lat``/``lon``), and returns the
+channels in the order the model wants, in raw units (kelvin), NaN = missing.
 """
 
 from __future__ import annotations
