@@ -6,7 +6,7 @@
   longitude, and ``sweep_angle_axis = "y"``: the HSD navigation follows the CGMS LRIT/HRIT
   scanning geometry (Meteosat's; GOES-R ABI is ``"x"``). Projection coordinates are PROJ
   ``geos`` metres, scan angle (rad) × h, x eastward and y northward (``projection_coordinates``),
-  the form pyproj, cartopy's ``Geostationary``, GDAL and satpy's CF writer use.
+  the form pyproj, cartopy's ``Geostationary``, GDAL and pyresample (satpy's areas) use.
 * ``latitude_longitude``: regular latitude/longitude grids (P-Tree), WGS 84 (EPSG:4326).
 
 The attributes are pyproj's ``CRS.to_cf()`` (including ``crs_wkt``, which GDAL and rioxarray
@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from mtdense.domains.precip.himawari_hsd import scan_angles
-
 
 NAMES = ("reference_ellipsoid_name", "prime_meridian_name", "horizontal_datum_name")
 
