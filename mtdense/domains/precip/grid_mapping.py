@@ -9,8 +9,7 @@
   the form pyproj, cartopy's ``Geostationary``, GDAL and pyresample (satpy's areas) use.
 * ``latitude_longitude``: regular latitude/longitude grids (P-Tree), WGS 84 (EPSG:4326).
 
-The attributes are pyproj's ``CRS.to_cf()`` (including ``crs_wkt``, which GDAL and rioxarray
-read); ``crs_of`` turns them back into a CRS (``pyproj.CRS.from_cf``), e.g. for GeoTIFF.
+The attributes are pyproj's ``CRS.to_cf()`` (including ``crs_wkt``, which GDAL reads); ``crs_of`` turns them back into a CRS (``pyproj.CRS.from_cf``), e.g. for GeoTIFF.
 """
 
 from __future__ import annotations
