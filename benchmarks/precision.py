@@ -20,20 +20,21 @@ import argparse
 import math
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
-from scipy import stats as scipy_stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from precip import run_variant, write_results  # noqa: E402  (the precipitation benchmark's training protocol)
-
-from mtdense.bench.results import ResultsFile  # noqa: E402
-from mtdense.domains.precip.prepare import prepare_precip  # noqa: E402
-from mtdense.domains.precip.synth import synth_precip  # noqa: E402
-from mtdense.engine.runtime import cpu_has_native_bf16  # noqa: E402
+from mtdense.bench.results import ResultsFile
+from mtdense.bench.statistics import t_interval
+from mtdense.config import load_config
+from mtdense.domains.precip.prepare import prepare_precip
+from mtdense.domains.precip.synth import synth_precip
+from mtdense.engine.checkpoint import resolve_checkpoint
+from mtdense.engine.runtime import cpu_has_native_bf16
+from mtdense.engine.trainer import Trainer
+from mtdense.inference.predict import evaluate_checkpoint
+from mtdense.strict_json import dumps
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"fp32": ("fp32", False), "auto": ("auto", "auto"), "bf16": ("bf16", True)}  # mode: (trainer.precision, trainer.channels_last)
@@ -48,12 +49,36 @@ METRICS = {  # label: (key, higher is better)
 
 
 def paired(diffs: list[float]) -> tuple[float, float, float]:
-    """Mean of paired differences and its 95 % Student-t confidence interval."""
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, math.nan, math.nan
-    half = scipy_stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
+    """Mean of paired differences and its 95 % Student-t confidence interval (NaN with < 2 seeds)."""
+    ci = t_interval(diffs) or (math.nan, math.nan)
+    return statistics.fmean(diffs), ci[0], ci[1]
+
+
+def run_variant(config: str, seed: int, store: Path, out: Path, epochs: int, batch: int,
+                precision: str, channels_last: bool | str) -> dict:
+    """Train ``configs/precip/<config>.yaml`` on ``store`` (resuming an interrupted run) and score
+    its best-on-validation checkpoint once on the test split."""
+    run_dir = out / f"{config}_seed{seed}"
+    overrides = [f"data.{s}.path={store}" for s in ("train", "val", "test")] + [
+        f"trainer.out_dir={run_dir}", f"trainer.max_epochs={epochs}", f"data.batch_size={batch}", f"seed={seed}",
+        f"trainer.precision={precision}", f"trainer.channels_last={channels_last}", "logging.loggers=[{type: csv}]"]
+    cfg = load_config(ROOT / "configs" / "precip" / f"{config}.yaml", overrides)
+    resume = run_dir if (run_dir / "checkpoints" / "last").is_file() else None
+    tic = time.perf_counter()
+    trainer = Trainer(cfg)
+    trainer.fit(resume=resume)
+    seconds = time.perf_counter() - tic
+    test = evaluate_checkpoint(resolve_checkpoint(run_dir / "checkpoints" / "best"), "test")
+    resolved = {"precision": trainer.runtime.precision, "channels_last": trainer.runtime.channels_last}
+    return {"metrics": test, "train_seconds": seconds, "resolved": resolved}
+
+
+def write_results(res: Path, lines: list[str], summary: dict) -> None:
+    """``res``.md (the report) and ``res``.json (the numbers; undefined scores as null); print the report."""
+    res.parent.mkdir(parents=True, exist_ok=True)
+    res.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    res.with_suffix(".json").write_text(dumps(summary, indent=1))
+    print("\n".join(lines))
 
 
 def step_cost(repeats: int = 5) -> dict[str, float]:

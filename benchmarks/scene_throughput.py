@@ -8,14 +8,15 @@ Settings: plain tiling (overlap 0, constant weights) vs Gaussian blending at ove
 
     nice -n 10 python benchmarks/scene_throughput.py --threads 2 [--size 5500]
 
-The committed table was measured at --size 2200 (a 10-min budget on the shared machine); the
-full-disk time is extrapolated linearly in the number of pixels (windows), and marked so.
+At another --size the full-disk time is extrapolated linearly in the number of pixels (windows),
+and marked so.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.size, float(args.one[0]), args.one[1], args.threads, args.window)))
         return
-    rows = []
+    rows, load_before = [], os.getloadavg()[0]
     for name, overlap, blend in SETTINGS:
         run = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--threads", str(args.threads),
                               "--window", str(args.window), "--one", str(overlap), blend],
@@ -76,10 +77,10 @@ def main() -> None:
     lines = ["# Whole-scene inference throughput", "",
              f"Input: {args.size}×{args.size} pixels × 10 bands (random brightness temperatures; a 2 km AHI full disk is 5500×5500"
              f"), the demo architecture (`configs/precip/mtcf.yaml`, untrained weights), CPU, {args.threads} "
-             f"threads, window {args.window}, batch 2 windows, post-processing (gate, expm1, rain probability) "
+             f"thread(s), window {args.window}, batch 2 windows, post-processing (gate, expm1, rain probability) "
              "included. One process per setting; peak memory = maximum resident set size of that process "
-             "(includes the Python/torch runtime and the input array). Shared 2-core machine: times are single "
-             "runs, ± a few %.", "", "| setting | windows | seconds | Mpixel/s | peak RSS (GB) | time vs plain tiling |",
+             "(includes the Python/torch runtime and the input array). Shared 2-core machine (1-min load average "
+             f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end): times are single runs, upper bounds.", "", "| setting | windows | seconds | Mpixel/s | peak RSS (GB) | time vs plain tiling |",
              "|---|---|---|---|---|---|"]
     for name, r in rows:
         lines.append(f"| {name} | {r['windows']} | {r['seconds']:.1f} | {args.size ** 2 / r['seconds'] / 1e6:.2f} | "

@@ -1,11 +1,14 @@
 """Semi-supervised street benchmark report: every variant against the supervised-only model,
 paired by seed, with 95 % confidence intervals and the minimum detectable effect.
 
-Reads the results of ``mtdense bench configs/bench/semisup_supervised.yaml`` and
-``configs/bench/semisup.yaml`` run into one folder (runs/bench/semisup/results.jsonl; partial
-results are fine) and writes benchmarks/results/semisup.md and .json.
+Reads the results of ``mtdense bench`` on configs/bench/semisup_supervised.yaml,
+configs/bench/semisup.yaml and configs/bench/semisup_ccam.yaml run into one folder
+(runs/bench/semisup_v2/results.jsonl; partial results are fine) and writes
+benchmarks/results/semisup.md and .json. The grids share the pair names ``f8`` and ``f4`` (the
+label fraction); a variant's label names its method, batch transforms and CCAM
+(``meanteacher+both+ccam``).
 
-Statistics, per label fraction and for every variant V (method × batch transforms × CCAM):
+Statistics, per label fraction and for every variant V:
 
 - per seed s, Δm_s = Δm of V_s against the supervised-only, no-augmentation, no-CCAM model of
   the same fraction and the SAME seed (Maninis et al. 2019 / Vandenhende et al. 2021 via
@@ -15,9 +18,11 @@ Statistics, per label fraction and for every variant V (method × batch transfor
   paired t-test p-value (H0: no difference) and its Holm-adjusted value over all variants of
   the fraction (per_metric Δm);
 - minimum detectable effect of a paired t-test at α = 0.05 (two-sided) and 80 % power,
-  MDE = (t_{0.975, n−1} + t_{0.80, n−1}) · sd / √n, from the observed sd of Δm.
+  MDE = (t_{0.975, n−1} + t_{0.80, n−1}) · sd / √n, from the observed sd of Δm;
+- the same paired statistics for the CONTRASTS that isolate one part (e.g. AffineMix: mean
+  teacher + AffineMix vs mean teacher alone, same seed).
 
-    python benchmarks/semisup.py [--results runs/bench/semisup/results.jsonl]
+    python benchmarks/semisup.py [--results runs/bench/semisup_v2/results.jsonl]
 """
 
 from __future__ import annotations
@@ -29,74 +34,76 @@ import os
 import statistics
 from pathlib import Path
 
-from scipy import stats as st
-
 from mtdense.bench.grid import load_grid
 from mtdense.bench.report import write_report
 from mtdense.bench.results import ResultsFile
+from mtdense.bench.statistics import holm, minimum_detectable_effect, t_interval, t_test_p
 from mtdense.metrics.delta_m import delta_m
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"semantic": ["miou"], "depth": ["abs_rel", "rmse", "delta1"]}
 PER_TASK = {"semantic": ["miou"], "depth": ["abs_rel"]}
 FRACTIONS = {"f8": "1/8 (16 of 128 images labelled)", "f4": "1/4 (32 of 128 images labelled)"}
-METHODS = ("supervised", "meanteacher")
-REFERENCE = ("supervised", "none+noccam")
+GRIDS = ("semisup_supervised", "semisup", "semisup_ccam")
+REFERENCE = "supervised+none+noccam"
+#: (variant, compared with, what the difference isolates)
+CONTRASTS = [
+    ("meanteacher+none+noccam", "supervised+none+noccam", "mean teacher (unlabelled images, pseudo-labels, depth consistency)"),
+    ("meanteacher+affinemix+noccam", "meanteacher+none+noccam", "AffineMix, given the mean teacher"),
+    ("meanteacher+coloraug+noccam", "meanteacher+none+noccam", "ColorAug, given the mean teacher"),
+    ("meanteacher+both+noccam", "meanteacher+none+noccam", "ColorAug + AffineMix, given the mean teacher"),
+    ("supervised+none+ccam", "supervised+none+noccam", "CCAM, supervised-only"),
+    ("meanteacher+both+ccam", "meanteacher+both+noccam", "CCAM, given mean teacher + both augmentations"),
+    ("meanteacher+both+ccam", "supervised+none+ccam", "mean teacher + both augmentations, given CCAM"),
+    ("meanteacher+both+ccam", "supervised+none+noccam", "the whole system vs supervised-only"),
+]
 
 
 def paired(values: list[float]) -> dict:
     """Mean, 95 % t-interval, p (H0: mean 0) and the MDE of paired per-seed values."""
     n = len(values)
-    mean = statistics.fmean(values) if values else math.nan
-    if n < 2:
-        return {"n": n, "mean": mean, "ci": None, "p": None, "mde": None, "sd": None}
-    sd = statistics.stdev(values)
-    half = st.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-    p = float(st.ttest_1samp(values, 0.0).pvalue) if sd > 0 else (0.0 if mean else 1.0)
-    mde = (st.t.ppf(0.975, n - 1) + st.t.ppf(0.80, n - 1)) * sd / math.sqrt(n)
-    return {"n": n, "mean": mean, "ci": [mean - half, mean + half], "p": p, "mde": mde, "sd": sd}
+    sd = statistics.stdev(values) if n >= 2 else None
+    return {"n": n, "mean": statistics.fmean(values) if values else math.nan, "ci": t_interval(values),
+            "p": t_test_p(values), "mde": minimum_detectable_effect(sd, n), "sd": sd}
 
 
-def holm(pvalues: dict[str, float | None]) -> dict[str, float | None]:
-    """Holm–Bonferroni adjusted p-values (step-down, monotone)."""
-    ranked = sorted((p, k) for k, p in pvalues.items() if p is not None)
-    adjusted, running = {}, 0.0
-    for i, (p, k) in enumerate(ranked):
-        running = max(running, min(1.0, (len(ranked) - i) * p))
-        adjusted[k] = running
+def holm_or_none(pvalues: dict[str, float | None]) -> dict[str, float | None]:
+    """Holm-adjusted p-values of the variants that have one (None for the others)."""
+    adjusted, _ = holm({k: p for k, p in pvalues.items() if p is not None})
     return {k: adjusted.get(k) for k in pvalues}
 
 
+def compare(seeds: dict[int, dict], reference: dict[int, dict]) -> dict:
+    """Paired per-seed statistics of one variant against another (seeds both have)."""
+    common = sorted(set(seeds) & set(reference))
+    return {"seeds": common,
+            "metrics": {f"{t}/{m}": statistics.fmean(seeds[s][t][m] for s in common) if common else None
+                        for t, ms in METRICS.items() for m in ms},
+            "diff": {f"{t}/{m}": paired([seeds[s][t][m] - reference[s][t][m] for s in common])
+                     for t, ms in METRICS.items() for m in ms},
+            "delta_m": {name: paired([delta_m(seeds[s], reference[s], sel, name) for s in common])
+                        for name, sel in (("per_metric", METRICS), ("per_task", PER_TASK))}}
+
+
 def analyse(records: dict[str, dict]) -> dict:
-    by = {}  # (fraction, method, variant) -> {seed: metrics}
+    by = {}  # (fraction, variant) -> {seed: metrics}
     for r in records.values():
-        method, fraction = r["pair"].rsplit("_", 1)
-        if r["kind"] == "multitask":
-            by.setdefault((fraction, method, r["variant"]), {})[r["seed"]] = r["metrics"]
+        if r["kind"] == "multitask" and r["pair"] in FRACTIONS:
+            by.setdefault((r["pair"], r["variant"]), {})[r["seed"]] = r["metrics"]
     out = {}
     for fraction in FRACTIONS:
-        reference = by.get((fraction, *REFERENCE), {})
-        rows = {}
-        for (frac, method, variant), seeds in sorted(by.items()):
-            if frac != fraction or (method, variant) == REFERENCE:
-                continue
-            if method == "supervised" and not variant.startswith("none+"):
-                continue  # not in the supervised grid (left over from an earlier, larger grid)
-            common = sorted(set(seeds) & set(reference))
-            row = {"method": method, "variant": variant, "seeds": common,
-                   "metrics": {f"{t}/{m}": statistics.fmean(seeds[s][t][m] for s in common) if common else None
-                               for t, ms in METRICS.items() for m in ms},
-                   "diff": {f"{t}/{m}": paired([seeds[s][t][m] - reference[s][t][m] for s in common])
-                            for t, ms in METRICS.items() for m in ms},
-                   "delta_m": {name: paired([delta_m(seeds[s], reference[s], sel, name) for s in common])
-                               for name, sel in (("per_metric", METRICS), ("per_task", PER_TASK))}}
-            rows[f"{method}/{variant}"] = row
-        adjusted = holm({k: r["delta_m"]["per_metric"]["p"] for k, r in rows.items()})
+        reference = by.get((fraction, REFERENCE), {})
+        rows = {variant: {"variant": variant, **compare(seeds, reference)}
+                for (frac, variant), seeds in sorted(by.items()) if frac == fraction and variant != REFERENCE}
+        adjusted = holm_or_none({k: r["delta_m"]["per_metric"]["p"] for k, r in rows.items()})
         for k, r in rows.items():
             r["delta_m"]["per_metric"]["p_holm"] = adjusted[k]
         ref_metrics = {f"{t}/{m}": statistics.fmean(v[t][m] for v in reference.values()) if reference else None
                        for t, ms in METRICS.items() for m in ms}
-        out[fraction] = {"reference_seeds": sorted(reference), "reference": ref_metrics, "rows": rows}
+        contrasts = [{"variant": a, "against": b, "isolates": what, **compare(by[(fraction, a)], by[(fraction, b)])}
+                     for a, b, what in CONTRASTS if (fraction, a) in by and (fraction, b) in by]
+        out[fraction] = {"reference_seeds": sorted(reference), "reference": ref_metrics, "rows": rows,
+                         "contrasts": contrasts}
     return out
 
 
@@ -106,12 +113,11 @@ def _ci(s: dict, fmt: str = "+.2f") -> str:
     return f"{format(s['mean'], fmt)} [{format(s['ci'][0], fmt)}, {format(s['ci'][1], fmt)}]"
 
 
-DIAGNOSIS = """## Why the mean-teacher runs lose here: BatchNorm with label-less images
+DIAGNOSIS = """## Why v2 uses GroupNorm: BatchNorm with label-less images (measured on the void v1 protocol)
 
-Single runs (seed 0, 1/8 labelled, the protocol above, `mtdense train configs/street/semisup_*.yaml` with the
-bench's overrides and `data.train.split_file=null`), val mIoU / AbsRel:
+Single runs (seed 0, 1/8 labelled, v1 protocol: 60 steps, BatchNorm model), val mIoU / AbsRel:
 
-| run | BatchNorm (the bench's model) | GroupNorm (`model.backbone.norm=group model.decoder.norm=group`) |
+| run | BatchNorm | GroupNorm (backbone and decoder) |
 |---|---|---|
 | supervised-only, 8 labelled per batch | 0.472 / 0.369 | 0.444 / 0.400 |
 | + 8 unlabelled images per batch (masks all false, no teacher, no coupling) | 0.367 / 0.715 | 0.440 / 0.388 |
@@ -120,15 +126,14 @@ bench's overrides and `data.train.split_file=null`), val mIoU / AbsRel:
 
 Images that carry no loss but share BatchNorm's batch statistics with the labelled images let the network use
 them to shape the normalisation of the labelled ones; evaluation with running statistics then loses most of what
-was learned (depth AbsRel 0.37 → 0.72). With GroupNorm the same label-less images cost nothing. The mean-teacher
-rows above therefore measure this BatchNorm effect plus the couplings, not the semi-supervised method alone; rerun
-them with GroupNorm (or separate BatchNorm passes for labelled and unlabelled images) before drawing conclusions
-about mean teacher, AffineMix or ColorAug. The supervised-only rows (with and without CCAM) are unaffected.
+was learned. With GroupNorm the same label-less images cost nothing, so the v2 model has GroupNorm in backbone,
+decoder and heads (`configs/street/semisup_base.yaml`). The v1 tables are kept, marked void, in
+[semisup_v1_void.md](semisup_v1_void.md).
 """
 
 
 def findings(summary: dict) -> list[str]:
-    """Which variants differ from supervised-only with a 95 % interval of Δm (per-metric) excluding 0."""
+    """Which variants and parts differ, by the 95 % interval of Δm (per-metric) excluding 0."""
     lines = ["## Findings (computed from the tables)", ""]
     for fraction, data in summary.items():
         better, worse, unclear = [], [], []
@@ -138,110 +143,125 @@ def findings(summary: dict) -> list[str]:
                 continue
             text = f"{key} ({pm['mean']:+.1f} % [{pm['ci'][0]:+.1f}, {pm['ci'][1]:+.1f}])"
             (better if pm["ci"][0] > 0 else worse if pm["ci"][1] < 0 else unclear).append(text)
-        lines += [f"- {FRACTIONS[fraction]}: better than supervised-only: {', '.join(better) or 'none'}; "
-                  f"worse: {', '.join(worse) or 'none'}; interval includes 0: {len(unclear)} variant(s)."]
+        lines += [f"- {FRACTIONS[fraction]}, vs supervised-only: better: {', '.join(better) or 'none'}; "
+                  f"worse: {', '.join(worse) or 'none'}; interval includes 0: {', '.join(unclear) or 'none'}."]
+        parts = []
+        for c in data["contrasts"]:
+            pm = c["delta_m"]["per_metric"]
+            if pm["ci"] is None:
+                continue
+            verdict = "helps" if pm["ci"][0] > 0 else "hurts" if pm["ci"][1] < 0 else "no detectable effect"
+            parts.append(f"{c['isolates']}: {verdict} ({pm['mean']:+.1f} % [{pm['ci'][0]:+.1f}, {pm['ci'][1]:+.1f}], "
+                         f"MDE {pm['mde']:.1f} %)")
+        if parts:
+            lines += [f"- {FRACTIONS[fraction]}, parts (Δm per-metric, paired): " + "; ".join(parts) + "."]
     return lines + [""]
+
+
+def _row_cells(row: dict) -> str:
+    m, d, dm = row["metrics"], row["diff"], row["delta_m"]
+    pm = dm["per_metric"]
+    miou_pt = {**d["semantic/miou"], "mean": 100 * d["semantic/miou"]["mean"],
+               "ci": None if d["semantic/miou"]["ci"] is None else [100 * c for c in d["semantic/miou"]["ci"]]}
+    return (f"{len(row['seeds'])} | {m['semantic/miou']:.4f} | {_ci(miou_pt)} | {m['depth/abs_rel']:.4f} | "
+            f"{_ci(d['depth/abs_rel'], '+.4f')} | {m['depth/rmse']:.3f} | {m['depth/delta1']:.4f} | {_ci(pm)} | "
+            f"{'–' if pm['mde'] is None else format(pm['mde'], '.1f')} | {_ci(dm['per_task'])} |")
+
+
+HEADER = ("seeds | mIoU | ΔmIoU [pt] (95 % CI) | AbsRel | ΔAbsRel (95 % CI) | RMSE [m] | δ1 | "
+          "Δm per-metric [%] (95 % CI) | MDE [%] | Δm per-task [%] (95 % CI) |")
 
 
 def _table(data: dict) -> list[str]:
-    """The reference line and one row per variant of one fraction."""
+    """The reference line, one row per variant of one fraction, and the contrasts."""
     ref = data["reference"]
     if not data["reference_seeds"]:
         return ["(no supervised-only reference finished yet)", ""]
-    lines = [f"Supervised-only reference (seeds {', '.join(map(str, data['reference_seeds']))}): "
+    lines = [f"Supervised-only reference `{REFERENCE}` (seeds {', '.join(map(str, data['reference_seeds']))}): "
              f"mIoU {ref['semantic/miou']:.4f}, AbsRel {ref['depth/abs_rel']:.4f}, RMSE {ref['depth/rmse']:.3f} m, "
              f"δ1 {ref['depth/delta1']:.4f}.", "",
-             "| method | transforms+CCAM | seeds | mIoU | ΔmIoU [pt] (95 % CI) | AbsRel | ΔAbsRel (95 % CI) | "
-             "RMSE [m] | δ1 | Δm per-metric [%] (95 % CI) | p / Holm p | MDE [%] | Δm per-task [%] (95 % CI) |",
-             "|" + "---|" * 13]
+             "Every variant vs the reference (paired by seed; Holm over the variants of this fraction):", "",
+             "| variant | " + HEADER.replace("MDE [%] |", "p / Holm p | MDE [%] |"), "|" + "---|" * 13]
     for row in data["rows"].values():
-        m, d, dm = row["metrics"], row["diff"], row["delta_m"]
-        pm = dm["per_metric"]
         if not row["seeds"]:
             continue
-        miou_pt = {**d["semantic/miou"], "mean": 100 * d["semantic/miou"]["mean"],
-                   "ci": None if d["semantic/miou"]["ci"] is None else [100 * c for c in d["semantic/miou"]["ci"]]}
+        pm = row["delta_m"]["per_metric"]
         p = "–" if pm["p"] is None else f"{pm['p']:.3f} / {pm['p_holm']:.3f}"
-        lines.append(
-            f"| {row['method']} | {row['variant']} | {len(row['seeds'])} | {m['semantic/miou']:.4f} | {_ci(miou_pt)} | "
-            f"{m['depth/abs_rel']:.4f} | {_ci(d['depth/abs_rel'], '+.4f')} | {m['depth/rmse']:.3f} | "
-            f"{m['depth/delta1']:.4f} | {_ci(pm)} | {p} | "
-            f"{'–' if pm['mde'] is None else format(pm['mde'], '.1f')} | {_ci(dm['per_task'])} |")
+        cells = _row_cells(row).split(" | ")
+        lines.append(f"| {row['variant']} | " + " | ".join(cells[:8]) + f" | {p} | " + " | ".join(cells[8:]))
+    if data["contrasts"]:
+        lines += ["", "Contrasts that isolate one part (variant vs the variant without that part, paired by seed; "
+                  "metric columns are the variant's; no multiplicity adjustment):", "",
+                  "| part | variant vs | " + HEADER, "|" + "---|" * 13]
+        for c in data["contrasts"]:
+            if c["seeds"]:
+                lines.append(f"| {c['isolates']} | {c['variant']} vs {c['against']} | " + _row_cells(c))
     return lines + [""]
 
 
-def markdown(summary: dict, n_records: int, expected: int, first: dict | None = None) -> str:
+def markdown(summary: dict, n_records: int, expected: int) -> str:
+    partial = n_records < expected
     lines = [
-        "# Semi-supervised segmentation + depth (SYNTHETIC street scenes)", "",
-        "Produced by `mtdense bench configs/bench/semisup_supervised.yaml` and `configs/bench/semisup.yaml` "
-        "(one results folder) + `python benchmarks/semisup.py` "
-        f"({n_records} of {expected} runs finished{'' if n_records >= expected else ': PARTIAL results; the bench was stopped at the deadline, so some mean-teacher rows have 1 or 2 seeds (column seeds); continue with --resume'}).", "",
-        "## Protocol (short; read the numbers as a smoke-level comparison)", "",
+        "# Semi-supervised segmentation + depth (SYNTHETIC street scenes), v2", "",
+        "Produced by `mtdense bench` on `configs/bench/semisup_supervised.yaml`, `configs/bench/semisup.yaml` and "
+        "`configs/bench/semisup_ccam.yaml` (one results folder, runs/bench/semisup_v2) + `python benchmarks/semisup.py` "
+        f"({n_records} of {expected} runs finished"
+        + (": **PARTIAL** — the bench was stopped at the deadline; rows with fewer than 3 seeds have wider or no "
+           "intervals; continue with the same commands and --resume)." if partial else ")."), "",
+        "The first grid (v1: BatchNorm, no ramp-up, 60 steps) is void: [semisup_v1_void.md](semisup_v1_void.md) says why.", "",
+        *(["To finish the grid (finished runs are skipped, interrupted ones continue from their checkpoints):", "",
+           "```bash", *[f"mtdense bench configs/bench/{g}.yaml --out runs/bench/semisup_v2 --resume --workers 1"
+                        for g in GRIDS], "python benchmarks/semisup.py", "```", ""] if partial else []),
+        "## Protocol (short; read the numbers as a small-scale comparison)", "",
         "- Data: SYNTHETIC street scenes (`mtdense data synth-street`, 128 train / 32 val, 32×64 px, 7 categories "
         "+ metric depth). Labelled subset: 1/8 or 1/4 of the 128 training images (deterministic SHA-256 rule, "
         "split_seed 0, the same subset for every seed); the other images are unlabelled for BOTH tasks.",
-        "- Model: U-Net encoder (width 8, depth 4) with one decoder branch per task; CCAM (mtdense reconstruction) "
-        "at every decoder stage where marked `ccam`.",
-        "- Training: 60 AdamW steps (lr 1e-2, cosine, 10 warm-up steps), batch 8. *supervised*: labelled images "
-        "only. *meanteacher*: 8 labelled + 8 unlabelled per batch, EMA teacher (decay 0.95 after a 20-step warm-up), "
-        "confidence-weighted pseudo-label CE for segmentation (weight 1) and L1 consistency of log(1+depth) with "
-        "the teacher (weight 0.1), on pixels without labels. Batch transforms: `affinemix` (p 0.5, s∈[0.5,1.5], ±10°, ±25 %), "
-        "`coloraug` (p 0.5, half the classes), `both` (ColorAug then AffineMix); with true labels/depth in "
-        "supervised runs, labels/depth where valid else the teacher's prediction in mean-teacher runs.",
+        "- Model: U-Net encoder (width 8, depth 4) with one decoder branch per task, GroupNorm everywhere; CCAM "
+        "(mtdense reconstruction) at every decoder stage where marked `ccam`.",
+        "- Training: 160 AdamW steps (lr 1e-2, cosine, 10 warm-up steps). *supervised*: 8 labelled images per batch. "
+        "*meanteacher*: 8 labelled + 8 unlabelled per batch, EMA teacher (decay 0.99 after a 20-step warm-up), "
+        "pseudo-label CE for segmentation on pixels where the teacher's confidence ≥ 0.9 (weight 1) and L1 "
+        "consistency of log(1+depth) with the teacher (weight 0.1), on pixels without labels; both weights ramped "
+        "up by exp(−5(1−t)²) from step 20 to step 100 (Laine & Aila 2017). Batch transforms: `affinemix` (p 0.5, "
+        "s∈[0.5,1.5], ±10°, ±25 %), `coloraug` (p 0.5, half the classes), `both` (ColorAug then AffineMix), on "
+        "labels/depth where valid, else the teacher's prediction.",
         "- Evaluation: the STUDENT, once after the last step, on the 32 val images (mIoU over 7 categories; depth "
         "AbsRel, RMSE [m], δ1 on valid pixels ≤ 80 m).",
-        "- Statistics: 3 seeds (init, batch order, augmentation draws). Every variant is compared with the "
-        "supervised-only model (no transforms, no CCAM) of the same fraction and the same seed: paired "
-        "per-seed differences, mean with a 95 % t-interval (n − 1 degrees of freedom: 2 with 3 seeds, 1 with 2 — very wide), paired t-test p and "
-        "Holm-adjusted p over the variants of a fraction, and the minimum detectable effect (MDE, α 0.05 "
+        "- Statistics: seeds 0–2 planned (init, batch order, augmentation draws; column `seeds` says how many a row "
+        "has). Every variant is compared with the "
+        "supervised-only model (no transforms, no CCAM) of the same fraction and the same seed: paired per-seed "
+        "differences, mean with a 95 % t-interval (n − 1 degrees of freedom: 2 with 3 seeds, 1 with 2 — very wide; "
+        "none with 1), paired t-test p "
+        "and Holm-adjusted p over the variants of a fraction, and the minimum detectable effect (MDE, α 0.05 "
         "two-sided, 80 % power) of Δm from the observed spread. Δm per-metric = mean over mIoU, AbsRel, RMSE, δ1; "
-        "Δm per-task = mean over mIoU and AbsRel; positive = better than supervised-only.",
-        "- The mean-teacher grid's single-task baselines have the same configs (same fingerprints) as the "
-        "supervised grid's; seeds 1 and 2 were copied from those runs (training is deterministic: seed 0 "
-        "matched to the last digit). They only enter the bench's own reports (Δm vs single-task).", ""]
+        "Δm per-task = mean over mIoU and AbsRel; positive = better than the compared model. ΔmIoU and ΔAbsRel "
+        "are raw differences (variant − compared model): higher mIoU and lower AbsRel are better.",
+        "- The single-task baselines (the bench's own reports, Δm vs single-task) are shared by the three grids "
+        "(same pair names, same configs).", ""]
     for fraction, data in summary.items():
         lines += [f"## Label fraction {FRACTIONS[fraction]}", ""] + _table(data)
     lines += findings(summary) + [DIAGNOSIS]
-    if first:
-        lines += ["## First mean-teacher configuration (stopped after seed 0 of 1/8)", "",
-                  "Batches of 4 labelled + 4 unlabelled images and depth-consistency weight 1.0, otherwise as above. "
-                  "Depth collapsed towards the lagging teacher, so the grid was rerun with 8 + 8 images per batch "
-                  "(the supervised run's 8 labelled per step) and weight 0.1 (the tables above). Kept for the record; "
-                  "one seed, no intervals.", ""]
-        lines += _table({**first["f8"], "rows": {k: r for k, r in first["f8"]["rows"].items()
-                                                 if r["method"] == "meanteacher"}})
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default=str(ROOT / "runs" / "bench" / "semisup" / "results.jsonl"))
+    parser.add_argument("--results", default=str(ROOT / "runs" / "bench" / "semisup_v2" / "results.jsonl"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "semisup"))
-    parser.add_argument("--extra", nargs="*", default=[], metavar="RESULTS",
-                        help="more results.jsonl files (e.g. seeds run in a second process)")
     parser.add_argument("--bench-reports", action="store_true",
-                        help="also rewrite the two grids' own reports (Δm vs single-task) from all records")
-    parser.add_argument("--expected", type=int, default=84, help="runs in both grids (24 + 60)")
+                        help="also rewrite the three grids' own reports (Δm vs single-task) from all records")
+    parser.add_argument("--expected", type=int, default=54, help="distinct runs of the three grids (24 + 24 + 6)")
     args = parser.parse_args(argv)
-    records = {}
-    for path in [args.results, *args.extra]:  # later files fill in runs the first one lacks
-        records = {**ResultsFile(path).read(), **records}
+    records = ResultsFile(args.results).read()
     summary = analyse(records)
-    first_path = Path(args.results).with_name("results_meanteacher_first_config.jsonl")
-    first = None
-    if first_path.is_file():
-        reference = {k: r for k, r in records.items() if r["pair"].startswith("supervised") and r["seed"] == 0}
-        first = analyse({**ResultsFile(first_path).read(), **reference})
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps({"grid": summary, "first_config": first}, indent=1) + "\n")
-    used = [r for r in records.values()
-            if not (r["pair"].startswith("supervised") and r["kind"] == "multitask" and not r["variant"].startswith("none+"))]
-    out.with_suffix(".md").write_text(markdown(summary, len(used), args.expected, first))
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(summary, len(records), args.expected))
     if args.bench_reports:
-        for grid in ("semisup_supervised", "semisup"):
+        for grid in GRIDS:
             os.chdir(ROOT)  # the reports name the grid and configs relative to the repository
             write_report(load_grid(f"configs/bench/{grid}.yaml"), records, out.parent)
-    print(f"{len(used)} runs -> {out.with_suffix('.md')}")
+    print(f"{len(records)} runs -> {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -326,11 +326,12 @@ TEACHERS = Registry("teacher", ["mtdense.engine.teachers"])
 HOOKS = Registry("hook")
 TRANSFORMS = Registry("transform", ["mtdense.data.joint_transforms"])
 BATCH_TRANSFORMS = Registry("batch_transform")
+RULES = Registry("rule")  # non-learned baselines scored by `mtdense bench` (mtdense.bench.rules)
 
 ALL_REGISTRIES: dict[str, Registry] = {
     r.kind: r
     for r in (BACKBONES, DECODERS, HEADS, INTERACTIONS, TASKS, LOSSES, COUPLINGS, BALANCERS, METRICS, DATASETS, LOGGERS,
-              TEACHERS, HOOKS, TRANSFORMS, BATCH_TRANSFORMS)
+              TEACHERS, HOOKS, TRANSFORMS, BATCH_TRANSFORMS, RULES)
 }
 
 

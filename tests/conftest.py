@@ -67,7 +67,7 @@ def tiny_domain_data(tmp_path_factory) -> dict[str, Path]:
     synth_precip(root / "precip", n_scenes=4, height=32, width=32, seed=4)
     store = prepare_precip(root / "precip" / "ahi", root / "precip" / "imerg", root / "precip" / "store.h5",
                            tile_size=16, extra_channels=["decoy_01"], val_fraction=0.25, test_fraction=0.25,
-                           seed=0, min_valid_fraction=0.5, split_by="random")["path"]  # 4 scans: too few blocks
+                           seed=0, min_valid_fraction=0.5, split_by="random", scheduler="inline")["path"]  # 4 scans: too few blocks
     synth_street(root / "street", n_train=8, n_val=2, height=32, width=64, seed=5)
     synth_agri(root / "agri", {"train": 2, "val": 1}, height=32, width=40, seed=6)
     from mtdense.domains.clouds.synth_writers import synth_clouds

@@ -302,3 +302,120 @@ def test_unknown_plugin_in_a_variant_fails_before_any_run(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r"unknown interaction 'padnet'.*variant renamed"):
         run_bench(grid, tmp_path / "out", log=lambda msg: None, scheduler="inline")
     assert constructed == []
+
+
+def test_keyless_axes_next_to_keyed_ones_give_storable_labels(tmp_path):
+    """A keyless axis (values = override sets) used to be labelled under the key None, which a
+    keyed axis beside it made unstorable (sorted JSON keys) and two keyless axes overwrote."""
+    from mtdense.strict_json import dumps
+
+    axes = [{"values": [{"label": "plain", "overrides": {}}]},
+            {"values": [{"label": "lr_low", "overrides": {"trainer.lr": 1.0e-3}}]},
+            {"key": "balancer", "values": [{"label": "equal", "value": {"type": "fixed"}}]}]
+    runs = load_grid(write_grid(tmp_path, axes=axes), seeds=1).runs(tmp_path / "out")
+    mtl = next(r for r in runs if r.kind == "multitask")
+    assert mtl.variant == "plain+lr_low+equal" and mtl.config.trainer.lr == 1.0e-3
+    assert mtl.labels == {"axes.0": "plain", "axes.1": "lr_low", "balancer": "equal"}
+    assert json.loads(dumps({"labels": mtl.labels}, sort_keys=True))["labels"] == mtl.labels
+
+
+class ConstantRule:
+    """Class 0 and height 1.5 everywhere (a test rule; Lehmann & Casella 1998, the constant estimator)."""
+
+    def __init__(self, channel_names, height: float = 1.5):
+        self.height, self.targets = height, ("semantic", "height")
+
+    def __call__(self, image):
+        b, _, h, w = image.shape
+        return {"semantic": torch.zeros(b, h, w, dtype=torch.int64), "height": torch.full((b, h, w), self.height)}
+
+
+@pytest.fixture
+def constant_rule():
+    from mtdense.registry import RULES
+
+    RULES.register("constant")(ConstantRule)
+    yield "constant"
+    RULES._table.pop("constant", None)
+
+
+def grid_with_rule(folder, rule, seeds=2):
+    path = write_grid(folder, seeds=seeds)
+    raw = OmegaConf.load(path)
+    raw.pairs[0].rules = [rule]
+    OmegaConf.save(raw, path)
+    return load_grid(path)
+
+
+def test_a_rule_is_scored_once_and_compared_like_a_variant(finished_bench, constant_rule, tmp_path, monkeypatch):
+    """The finished tiny bench, resumed with a non-learned rule added: nothing trains, the rule is
+    scored once on the same split (val here: the tiny grid has no test split), its record is stored
+    for both seeds, it enters Δm and the paired comparisons, and the report labels it."""
+    import shutil
+
+    from mtdense.bench.report import markdown, summarize
+    from mtdense.engine.builder import build_dataset
+
+    _, folder, records = finished_bench
+    out = tmp_path / "out"
+    shutil.copytree(folder / "out", out)
+    (tmp_path / "tiny.yaml").write_text((folder / "tiny.yaml").read_text())
+    grid = grid_with_rule(tmp_path, {"name": "const", "type": "constant"})
+    constructed, scored = [], []
+    monkeypatch.setattr(runner_mod, "Trainer", lambda cfg: constructed.append(cfg) or Trainer(cfg))
+    original = runner_mod.evaluate_rule
+    monkeypatch.setattr(runner_mod, "evaluate_rule", lambda run: scored.append(run.key(0)) or original(run))
+    new = run_bench(grid, out, resume=True, log=lambda msg: None, scheduler="inline").read()
+    assert constructed == [] and scored == ["shapes/const/seed0"]
+    assert set(new) - set(records) == {"shapes/const/seed0", "shapes/const/seed1"}
+    r0, r1 = new["shapes/const/seed0"], new["shapes/const/seed1"]
+    assert r0["kind"] == "rule" and r0["params"] == 0 and r0["train_seconds"] == 0.0 and r0["scored_split"] == "val"
+    assert r0["metrics"] == r1["metrics"] and r0["tasks"] == ["semantic", "height"]
+    assert r0["citation"].startswith("Class 0 and height 1.5 everywhere")
+    # by hand on the val split: pixel accuracy of "class 0 everywhere", RMSE of 1.5 on the depth metric's range
+    run = next(r for r in grid.runs(out) if r.variant == "equal")
+    val = build_dataset(run.config, "val")
+    samples = [val[i] for i in range(len(val))]
+    sem = torch.stack([s["targets"]["semantic"] for s in samples])
+    height = torch.stack([s["targets"]["height"] for s in samples]).double()
+    valid = torch.stack([s["valid"]["semantic"] for s in samples])
+    assert r0["metrics"]["semantic"]["pixel_acc"] == pytest.approx(((sem == 0) & valid).sum().item() / valid.sum().item())
+    keep = valid & (height > 0.01) & (height <= 10.0)
+    assert r0["metrics"]["height"]["rmse"] == pytest.approx(((height[keep] - 1.5) ** 2).mean().sqrt().item())
+    # Δm per seed against that seed's baselines; paired difference per seed against the reference
+    summary = summarize(grid, new)
+    pair = summary["pairs"]["shapes"]
+    const = pair["variants"]["const"]
+    assert const["kind"] == "rule" and const["metrics"]["height/rmse"]["std"] == 0.0
+    comparison = pair["paired"]["per_task"]["comparisons"]["const"]
+    for seed in (0, 1):
+        expected = const["delta_m_seeds"]["per_task"][seed] - pair["variants"]["equal"]["delta_m_seeds"]["per_task"][seed]
+        assert comparison["differences"][seed] == pytest.approx(expected)
+    text = markdown(summary, None)
+    assert "| const (non-learned rule) | 2 (0, 1) |" in text and "– (not trained)" in text
+    assert "- `const` (`{'type': 'constant'}`): Class 0 and height 1.5 everywhere" in text
+    # resuming again scores nothing; changing the rule's options is refused like a changed config
+    run_bench(grid, out, resume=True, log=lambda msg: None, scheduler="inline")
+    assert scored == ["shapes/const/seed0"]
+    changed = grid_with_rule(tmp_path, {"name": "const", "type": "constant", "height": 2.0})
+    with pytest.raises(ConfigError, match="run shapes/const/seed0 was recorded with another config"):
+        run_bench(changed, out, resume=True, log=lambda msg: None, scheduler="inline")
+
+
+def test_a_bad_rule_fails_before_any_run_naming_the_key(tmp_path, constant_rule, monkeypatch):
+    with pytest.raises(ConfigError) as info:
+        grid_with_rule(tmp_path, {"name": "gpi", "type": "gpii"})
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{tmp_path / 'grid.yaml'}: pairs.shapes.rules.0.type: unknown rule 'gpii' "
+                                      "(did you mean 'gpi'?)")
+    with pytest.raises(ConfigError, match=r"pairs.shapes.rules.0.scored_as: 'gated' is not a variant"):
+        grid_with_rule(tmp_path, {"name": "const", "type": "constant", "scored_as": "gated"})
+    with pytest.raises(ConfigError, match=r"'equal': a composite or rule needs a name of its own"):
+        grid_with_rule(tmp_path, {"name": "equal", "type": "constant"})
+    grid = grid_with_rule(tmp_path, {"name": "const", "type": "constant", "hieght": 2.0})
+    constructed = []
+    monkeypatch.setattr(runner_mod, "Trainer", lambda cfg: constructed.append(cfg) or Trainer(cfg))
+    with pytest.raises(ConfigError, match=r"pairs.shapes.rules.0.hieght: unknown option for rule 'constant' "
+                                          r"\(did you mean 'height'\?\)"):
+        run_bench(grid, tmp_path / "out", log=lambda msg: None, scheduler="inline")
+    assert constructed == []

@@ -37,8 +37,9 @@ def _block(dtype, tail=b"", **values):
     return rec, tail
 
 
-def write_hsd(path, tb, band=13, cwl=10.4, seg=5, nseg=10, error=(), outside=()):
-    """An HSD IR segment with non-trivial calibration and multi-entry blocks 8-10 plus 40-byte spares."""
+def write_hsd(path, tb, band=13, cwl=10.4, seg=5, nseg=10, error=(), outside=(), coff=2750.5):
+    """An HSD IR segment with non-trivial calibration and multi-entry blocks 8-10 plus 40-byte spares
+    (``coff``: the full-disk column of the sub-satellite point; 2750.5 in real 2 km files)."""
     nl, nc = tb.shape
     te = tb.astype(np.float64).copy()
     for _ in range(20):                                   # invert Tb = c0 + c1 Te + c2 Te^2
@@ -64,7 +65,7 @@ def write_hsd(path, tb, band=13, cwl=10.4, seg=5, nseg=10, error=(), outside=())
         _block(_hdr(3, ("sub_lon", "<f8"), ("CFAC", "<u4"), ("LFAC", "<u4"), ("COFF", "<f4"), ("LOFF", "<f4"),
                     ("dist", "<f8"), ("req", "<f8"), ("rpol", "<f8"), ("k", "<f8", (4,)), ("res", "<i2", (2,)),
                     ("spare", "S40")),
-               sub_lon=140.7, CFAC=20466275, LFAC=20466275, COFF=2750.5, LOFF=2750.5, dist=42164.0,
+               sub_lon=140.7, CFAC=20466275, LFAC=20466275, COFF=coff, LOFF=2750.5, dist=42164.0,
                req=6378.137, rpol=6356.7523),
         _block(_hdr(4, ("nav", "<f8", (12,)), ("spare", "S40"))),
         _block(_hdr(5, ("band", "<u2"), ("cwl", "<f8"), ("valid_bits", "<u2"), ("count_error", "<u2"),

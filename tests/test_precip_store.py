@@ -32,7 +32,7 @@ def synth_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def store(synth_dir):
-    summary = prepare_precip(synth_dir / "ahi", synth_dir / "imerg", synth_dir / "store.h5", tile_size=16,
+    summary = prepare_precip(synth_dir / "ahi", synth_dir / "imerg", synth_dir / "store.h5", tile_size=16, scheduler="inline",
                              extra_channels=["decoy_01"], val_fraction=0.2, test_fraction=0.2, seed=0,
                              min_valid_fraction=0.5)
     return Path(summary["path"]), summary
@@ -116,7 +116,7 @@ def test_store_layout_counts_and_provenance(store, synth_dir):
 
 
 def test_label_to_ahi_and_valid_fraction(synth_dir, tmp_path):
-    summary = prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "fine.h5", tile_size=32,
+    summary = prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "fine.h5", tile_size=32, scheduler="inline",
                              regrid="label_to_ahi", bands=(13, 15), min_valid_fraction=0.9, seed=1)
     with h5py.File(tmp_path / "fine.h5") as f:
         assert f["image"].shape[1:] == (2, 32, 32) and list(f.attrs["channel_names"]) == ["B13", "B15"]
@@ -130,14 +130,14 @@ def test_label_to_ahi_and_valid_fraction(synth_dir, tmp_path):
         np.testing.assert_allclose(image[tile, :, row], np.repeat(mean[:, None], 32, 1), rtol=1e-6)  # train mean
     assert sum(summary["tiles"].values()) <= 6 * 4
     with pytest.raises(ConfigError, match="regrid='bilinear'; choose one of ahi_to_label, label_to_ahi"):
-        prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "x.h5", regrid="bilinear")
+        prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "x.h5", regrid="bilinear", scheduler="inline")
     with pytest.raises(ConfigError, match=r"IMERG input: no files matching '3B-HHR\*'"):
-        prepare_precip(synth_dir / "ahi", tmp_path, tmp_path / "y.h5")
+        prepare_precip(synth_dir / "ahi", tmp_path, tmp_path / "y.h5", scheduler="inline")
     other_day = dt.datetime(2021, 1, 1)
     centres = np.array([0.05, 0.15])
     write_imerg(tmp_path / imerg_name(other_day), np.zeros((2, 2)), centres, centres, other_day)
     with pytest.raises(ConfigError, match="none of the 6 AHI scans falls in a half hour of the 1 IMERG granules"):
-        prepare_precip(synth_dir / "ahi", tmp_path, tmp_path / "y.h5")
+        prepare_precip(synth_dir / "ahi", tmp_path, tmp_path / "y.h5", scheduler="inline")
 
 
 def test_dataset_samples_and_normalisation(store):
@@ -209,7 +209,7 @@ def test_label_grid_cropped_to_ahi_coverage(tmp_path):
     padded[3:-3, 3:-3] = original.rain_rate[::-1]
     write_imerg(written["imerg"][0], padded, lat, lon, original.start_time, synthetic=True)
     summary = prepare_precip(tmp_path / "ahi", tmp_path / "imerg", tmp_path / "s.h5", tile_size=16,
-                             val_fraction=0.0, test_fraction=0.0)
+                             val_fraction=0.0, test_fraction=0.0, scheduler="inline")
     assert summary["tiles"] == {"train": 1, "val": 0, "test": 0}
     with h5py.File(tmp_path / "s.h5") as f:
         np.testing.assert_array_equal(f["rain_rate"][0], original.rain_rate)
@@ -233,7 +233,7 @@ def test_blocked_splits_keep_neighbouring_half_hours_together():
 
 
 def test_prepare_precip_defaults_to_blocked_splits(synth_dir, tmp_path):
-    prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "b.h5", tile_size=16)
+    prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "b.h5", tile_size=16, scheduler="inline")
     with h5py.File(tmp_path / "b.h5") as f:
         params = json.loads(f.attrs["parameters"])
     assert params["split_by"] == "blocked" and params["block_hours"] == 1.0  # 6 half hours: 1-hour blocks

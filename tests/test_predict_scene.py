@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from pyproj import CRS, Transformer
 
 import mtdense
 from conftest import ROOT, tiny_data_overrides
@@ -18,6 +19,17 @@ from mtdense.domains.precip.writers import ptree_name, write_ptree
 from mtdense.engine.trainer import Trainer
 
 START = dt.datetime(2020, 7, 1, 3, 0)
+
+
+def _cf18_violations(path) -> dict[str, str]:
+    """Variables whose netCDF type CF-1.8 §2.2 does not allow (char, byte, short, int, float, double),
+    and coordinate variables with a ``_FillValue`` (§2.5.1)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        found = {n: v.dtype.str[1:] for n, v in nc.variables.items() if v.dtype.str[1:] not in ("i1", "i2", "i4", "f4", "f8")}
+        found.update({n: "_FillValue" for n in nc.dimensions if n in nc.variables and "_FillValue" in nc[n].ncattrs()})
+    return found
 
 
 def _scene_file(folder, height=80, width=100, seed=0, hole=True):
@@ -65,6 +77,11 @@ def test_predict_scene_writes_cf_netcdf_on_the_scene_grid(precip_run, tmp_path):
         assert ((prob.values[0][valid] >= 0) & (prob.values[0][valid] <= 1)).all()
         # the hard gate: rain only where the class says rain
         assert np.all((rate.values[0][valid] > 0) <= (cls.values[0][valid] == 1))
+        # CF grid mapping: latitude_longitude on WGS 84, named by every data variable
+        assert all(ds[v].attrs["grid_mapping"] == "crs" for v in ("rain_rate", "rain_class_probability", "rain_class"))
+        assert ds["crs"].attrs["grid_mapping_name"] == "latitude_longitude"
+        assert CRS.from_cf(ds["crs"].attrs).to_epsg() == 4326
+    assert _cf18_violations(written) == {}
     with xr.open_dataset(written, mask_and_scale=False) as raw:
         assert raw["rain_rate"].values[0, 6, 11] == -9999.0 and raw["rain_class"].dtype == np.int8
         classes = raw["rain_class"].values[0]
@@ -154,3 +171,84 @@ def test_hsd_segments_give_2d_coordinates_and_space_is_fill(two_band_run, tmp_pa
         assert "B13=10.40" in ds.attrs["input_channel_wavelengths_um"]
         assert ds["time"].values[0] == np.datetime64(START)
 
+
+
+def test_hsd_products_carry_the_geostationary_grid_mapping(two_band_run, tmp_path):
+    import rasterio
+    from pyresample.utils.cf import load_cf_area
+    from test_precip_readers import write_hsd
+
+    from mtdense.domains.precip.himawari_hsd import lines_columns_to_latlon, read_hsd_segment
+
+    # segment 30 of 32 lines × 40 columns: full-disk lines 929-960, columns 3501-3540 (COFF shifted
+    # by 3500), about 36-37°N, 158-160°E: far enough from the equator and the sub-satellite point
+    # that the sweep axis matters (sweep "x" would misplace these pixels by hundredths of a degree)
+    rng = np.random.default_rng(1)
+    files = []
+    for band, cwl in ((13, 10.4), (15, 12.4)):
+        f = tmp_path / f"HS_H09_20200701_0300_B{band}_FLDK_R20_S3010.DAT"
+        write_hsd(f, rng.uniform(200, 290, (32, 40)), band=band, cwl=cwl, seg=30, nseg=10, coff=2750.5 - 3500)
+        files.append(str(f))
+    assert main(["predict-scene", str(two_band_run), *files, "--out", str(tmp_path / "out"), "--window", "32",
+                 "--geotiff"]) == 0
+    path = tmp_path / "out" / "HS_H09_20200701_0300_mtdense.nc"
+    with xr.open_dataset(path) as ds:
+        for name in ("rain_rate", "rain_class_probability", "rain_class"):
+            assert ds[name].attrs["grid_mapping"] == "crs"
+            assert set(ds[name].encoding["coordinates"].split()) == {"latitude", "longitude"}
+        attrs = ds["crs"].attrs
+        assert (attrs["grid_mapping_name"], attrs["sweep_angle_axis"]) == ("geostationary", "y")
+        assert attrs["perspective_point_height"] == pytest.approx(35785863.0)
+        assert attrs["longitude_of_projection_origin"] == 140.7 and attrs["semi_minor_axis"] == 6356752.3
+        names = ("reference_ellipsoid_name", "prime_meridian_name", "horizontal_datum_name")
+        assert len({n in attrs for n in names}) == 1                 # CF §5.6: all three names or none
+        assert ds["x"].attrs["standard_name"] == "projection_x_coordinate" and ds["y"].attrs["units"] == "m"
+        x, y, lat, lon = (ds[v].values for v in ("x", "y", "latitude", "longitude"))
+        classes = ds["rain_class"].values[0]
+    assert _cf18_violations(path) == {}
+    # the CRS from the CF parameters alone and from crs_wkt, applied to x/y, gives the file's 2-D
+    # lat/lon and the HSD reader's navigation of the same full-disk lines/columns
+    proj = read_hsd_segment(files[0]).projection
+    rows, cols = np.array([0, 5, 17, 31, 31]), np.array([0, 39, 20, 3, 39])
+    nav_lat, nav_lon = lines_columns_to_latlon(929 + rows, 1 + cols, proj)
+    crs = CRS.from_cf(attrs)
+    for c in (crs, CRS.from_cf({k: v for k, v in attrs.items() if k != "crs_wkt"})):
+        lon_p, lat_p = Transformer.from_crs(c, c.geodetic_crs, always_xy=True).transform(x[cols], y[rows])
+        np.testing.assert_allclose(lat_p, lat[rows, cols], atol=2e-5)
+        np.testing.assert_allclose(lon_p, lon[rows, cols], atol=2e-5)
+        np.testing.assert_allclose(lat_p, nav_lat, atol=1e-7)
+        np.testing.assert_allclose(lon_p, nav_lon, atol=1e-7)
+    # cartopy's Geostationary built from the attributes (as a cartopy user would) agrees
+    import cartopy.crs as ccrs
+
+    geos = ccrs.Geostationary(central_longitude=attrs["longitude_of_projection_origin"],
+                              satellite_height=attrs["perspective_point_height"], sweep_axis=attrs["sweep_angle_axis"],
+                              globe=ccrs.Globe(semimajor_axis=attrs["semi_major_axis"],
+                                               semiminor_axis=attrs["semi_minor_axis"], ellipse=None))
+    points = ccrs.Geodetic().transform_points(geos, x[cols], y[rows])
+    np.testing.assert_allclose(points[:, 1], nav_lat, atol=1e-7)
+    np.testing.assert_allclose(points[:, 0], nav_lon, atol=1e-7)
+    # pyresample (satpy's area) reads the grid: its pixel centres are the file's lat/lon
+    area, _ = load_cf_area(str(path), variable="rain_rate")
+    assert area.shape == (32, 40) and area.crs.equals(crs)
+    area_lon, area_lat = area.get_lonlats()
+    np.testing.assert_allclose(area_lat, lat, atol=2e-5)
+    np.testing.assert_allclose(area_lon, lon, atol=2e-5)
+    # GeoTIFF in the same CRS; GDAL reads the NetCDF's grid the same way
+    with rasterio.open(path.with_suffix(".tif")) as tif, rasterio.open(f"netcdf:{path}:rain_rate") as nc:
+        assert CRS.from_wkt(tif.crs.to_wkt()).equals(crs) and CRS.from_wkt(nc.crs.to_wkt()).equals(crs)
+        assert tif.xy(31, 39) == pytest.approx((x[39], y[31]), abs=1e-3)
+        assert tif.transform.almost_equals(nc.transform)
+        band = tif.read(1)
+    np.testing.assert_array_equal(band, np.where(np.isnan(classes), 255, classes))
+
+
+def test_geotiff_refuses_a_grid_without_crs(tmp_path):
+    from mtdense.domains.precip.products import write_class_geotiff
+    from mtdense.domains.precip.scene_input import SceneInput
+
+    lat2d = np.zeros((4, 5), np.float32)                  # 2-D lat/lon from an xarray input: no projection known
+    scene = SceneInput(np.zeros((1, 4, 5), np.float32), ["B13"], lat2d, lat2d)
+    with pytest.raises(mtdense.errors.DataError, match="no known CRS"):
+        write_class_geotiff(tmp_path / "a.tif", {"rain_class": np.zeros((4, 5))}, scene,
+                            {"postprocessing": {"rain_class": {"thresholds": [0.1]}}}, {})

@@ -72,12 +72,13 @@ assert not loaded, f"importing the registry imported plugin modules: {loaded}"
 expected = {"backbone": "unet_encoder", "decoder": "unet", "head": "conv", "interaction": "cbim",
             "task": "segmentation", "loss": "focal", "coupling": "class_estimate_consistency", "balancer": "dwa",
             "metric": "precipitation", "dataset": "precip_tiles", "logger": "csv", "teacher": "ema",
-            "transform": "random_scale_crop_flip"}
+            "transform": "random_scale_crop_flip", "rule": "gpi"}
 no_builtins = {"hook", "batch_transform"}  # kinds whose plugins come from domains or users only
 assert set(expected) | no_builtins == set(ALL_REGISTRIES), sorted(ALL_REGISTRIES)
 for kind, name in expected.items():
     assert name in ALL_REGISTRIES[kind].names(), (kind, name)
 assert "mtdense.domains.precip.tile_store" in sys.modules  # found through the domain's plugin module
+assert "mtdense.domains.precip.gpi_baseline" in sys.modules
 print("lazy ok")
 """
 

@@ -104,3 +104,41 @@ def test_semisup_resume_with_ema_teacher_and_mixing_is_bit_exact(tmp_path):
         "train/epoch_seconds": resumed_metrics["train/epoch_seconds"]}
     # the label split was saved with each run and is the same
     assert (tmp_path / "full" / "label_split.txt").read_text() == (tmp_path / "part" / "label_split.txt").read_text()
+
+
+def test_teacher_is_the_ema_of_the_student_after_every_optimizer_step(tmp_path):
+    cfg = tiny_config(tmp_path, max_epochs=1, max_steps_per_epoch=3)
+    cfg["model"]["backbone"]["norm"] = "batch"  # running statistics are floating-point buffers: averaged too
+    cfg["teachers"] = {"mean": {"type": "ema", "decay": 0.9, "warmup_steps": 2}}
+    trainer = Trainer(from_dict(cfg))
+    teacher, loader = trainer.teachers["mean"].net, iter(trainer._loader("train", shuffle=True))
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in teacher.state_dict().items())  # a copy
+    for step in range(3):
+        before = {k: v.clone() for k, v in teacher.state_dict().items()}
+        trainer.train_step([next(loader)])
+        decay = min(0.9, (1 + step) / (10 + step)) if step < 2 else 0.9  # Tarvainen & Valpola's warm-up
+        student = trainer.model.state_dict()
+        for key, value in teacher.state_dict().items():
+            expected = decay * before[key] + (1 - decay) * student[key] if value.is_floating_point() else student[key]
+            assert torch.allclose(value, expected, rtol=0, atol=1e-6), (step, key)
+    assert any(not torch.equal(v, trainer.model.state_dict()[k]) for k, v in teacher.state_dict().items())
+
+
+def test_unlabelled_images_get_no_supervised_loss(tmp_path):
+    cfg = semisup_config(tmp_path)
+    cfg["data"]["train"]["keep_targets"] = []
+    cfg["data"]["batch_size"] = 4  # 2 labelled + 2 unlabelled
+    trainer = Trainer(from_dict(cfg))
+    batch = trainer._prepare_batch(next(iter(trainer._loader("train", shuffle=True))), 0)
+    unlabelled = batch["meta"]["labelled"] == 0
+    assert unlabelled.tolist().count(True) == 2
+    for target in ("semantic", "height"):  # every mask of an unlabelled image is false, of a labelled one not
+        assert not batch["valid"][target][unlabelled].any() and batch["valid"][target][~unlabelled].any()
+    outputs = {k: v.detach().requires_grad_() for k, v in trainer.runtime.forward(trainer.net, batch["image"]).items()}
+    for name, task in trainer.tasks.items():
+        loss = task.compute_loss(outputs[name], batch)
+        grad, = torch.autograd.grad(loss, outputs[name])
+        assert torch.count_nonzero(grad[unlabelled]) == 0 and torch.count_nonzero(grad[~unlabelled]) > 0, name
+        garbage = {**batch, "targets": {k: torch.where(unlabelled.view(-1, 1, 1), v.max() + 7, v)
+                                        for k, v in batch["targets"].items()}}
+        assert torch.equal(task.compute_loss(outputs[name], garbage), loss), name  # their targets are never read

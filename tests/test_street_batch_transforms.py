@@ -161,3 +161,21 @@ def test_coloraug_uses_teacher_classes_and_is_deterministic():
     assert torch.allclose(ratio[0, :, :, 2:], ratio[0, 0, 0, 2].expand(3, 6, 4), atol=1e-5)
     assert torch.equal(out["image"], aug(batch, gen(5))["image"])
     assert out["teacher"] is batch["teacher"]
+
+
+def test_affinemix_moves_teacher_outputs_with_the_image():
+    """The teacher predicted on the unmixed images; after mixing, its outputs must sit where the
+    image's pixels went (same warp, same mask). A pixel-wise linear 'teacher' makes this exact:
+    its mixed output must equal the teacher applied to the mixed image."""
+    g = gen(0)
+    depths = [torch.rand(12, 12, generator=g) * 50 + 1 for _ in range(4)]
+    batch = batch_of(depths, [torch.randint(0, 3, (12, 12), generator=g) for _ in range(4)])
+    batch["image"] = torch.rand(4, 3, 12, 12, generator=g)
+    weights = torch.randn(3, 3, generator=g)  # class logits = weights @ RGB at every pixel
+    batch["teacher"] = {"ema": {"semantic": torch.einsum("kc,bchw->bkhw", weights, batch["image"]),
+                                "depth": TASKS["depth"].raw_from_prediction(torch.stack(depths))}}
+    for seed in range(5):
+        out = AffineMix(TASKS, teacher="ema", p=1.0)(batch, gen(seed))
+        assert not torch.equal(out["image"], batch["image"])  # something was pasted
+        expected = torch.einsum("kc,bchw->bkhw", weights, out["image"])
+        assert torch.allclose(out["teacher"]["ema"]["semantic"], expected, atol=1e-5), seed

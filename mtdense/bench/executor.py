@@ -4,7 +4,7 @@
 
 * ``scheduler=None`` / ``"local"`` (default): a ``LocalCluster`` sized to the machine — one
   single-threaded worker process per core, at most ``workers`` (default 2, so two 1-thread
-  runs at once on a 2-core machine);
+  runs at once on a 2-core machine; ``mtdense.dask_client``);
 * ``scheduler="tcp://host:8786"``: a user's existing cluster (``dask scheduler`` +
   ``dask worker``); workers must see the same working directory (data and run folders are
   relative paths) and have mtdense installed;
@@ -21,12 +21,10 @@ is left out of the store (a later ``--resume`` retries it), the other runs go on
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterable
 
+from mtdense.dask_client import dask_client
 from mtdense.errors import TrainingError
-
-DEFAULT_WORKERS = 2
 
 
 class BenchFailures(TrainingError):
@@ -42,11 +40,6 @@ def run_remote(run: Any, profile: dict[str, Any]) -> dict[str, Any]:
     if profile.get("threads"):
         torch.set_num_threads(int(profile["threads"]))
     return execute(run, profile)
-
-
-def local_workers(workers: int | None) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, workers or DEFAULT_WORKERS))
 
 
 def execute_runs(runs: Iterable[Any], profile: dict[str, Any], on_done: Callable[[Any, dict], None],
@@ -91,15 +84,9 @@ def _inline(runs: list[Any], profile: dict[str, Any], on_done, log) -> None:
 
 def _dask(runs: list[Any], profile: dict[str, Any], on_done, log, scheduler: str | None, workers: int | None,
           processes: bool) -> None:
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
-    cluster = None
-    if scheduler in (None, "local"):
-        n = local_workers(workers)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None)
-        log(f"dask: LocalCluster with {n} single-thread worker(s)")
-    client = Client(cluster if cluster is not None else scheduler)
-    try:
+    with dask_client(scheduler, workers, processes, log) as client:
         attempts: dict[str, int] = {}
         by_key = {run.key: run for run in runs}
         # pure=False: a retried run is a new task; key= names it in the dashboard / logs
@@ -118,7 +105,3 @@ def _dask(runs: list[Any], profile: dict[str, Any], on_done, log, scheduler: str
                 continue
             on_done(run, future.result())
         _raise_failures(failed)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

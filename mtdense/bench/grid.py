@@ -24,6 +24,8 @@ experiment configs stay relative to the working directory, as everywhere in mtde
           per_metric: {semantic: [miou], depth: [abs_rel, rmse, delta1]}
         skip: null                   # a reason string: listed in the report, not run
         composites: []               # single-task baselines scored together (mtdense.bench.composite)
+        rules: []                    # non-learned baselines, e.g. [{name: gpi, type: gpi, scored_as: gated}]
+                                     # (mtdense.bench.rules: scored once, the same record for every seed)
     axes:                            # the cartesian product of all axes is run
       - key: model.interactions
         values:
@@ -57,9 +59,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mtdense.config import load_config, plain, validate
 from mtdense.errors import ConfigError, check_keys
+from mtdense.registry import RULES
 
 GRID_KEYS = ("name", "seeds", "report_dir", "reference", "profile", "protocol", "prepare", "pairs", "axes")
-PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "composites", "delta_m", "skip")
+PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "composites", "rules", "delta_m", "skip")
 PROFILE_DEFAULTS = {"threads": None, "latency_runs": 30, "warmup": 5}
 BASELINE_PREFIX = "baseline:"
 REFERENCE_KEYS = ("task", "tasks")  # option names by which a task refers to another task
@@ -85,6 +88,8 @@ class Pair:
     skip: str | None
     #: composite baselines: {name, members: [baseline names], scored_as: variant label}
     composites: list[dict[str, Any]] = field(default_factory=list)
+    #: non-learned rules: {name, scored_as: variant label or None (the first), rule: {type, **options}, where}
+    rules: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -173,18 +178,33 @@ class Grid:
                                               list(scored.tasks), list(scored.baselines)))
         return found
 
+    def rule_runs(self, out: Path) -> list["RuleRun"]:
+        """Every non-learned rule (``mtdense.bench.rules``) of every active pair, for all seeds."""
+        from mtdense.bench.rules import RuleRun
+
+        runs = self.runs(out)
+        found = []
+        for pair in self.active_pairs():
+            for rule in pair.rules:
+                scored = next(r for r in runs if r.pair == pair.name and r.variant == rule["scored_as"])
+                found.append(RuleRun(pair.name, rule["name"], list(self.seeds), dict(rule["rule"]),
+                                     copy.deepcopy(scored.config), list(scored.baselines), rule["where"]))
+        return found
+
     def _pair_runs(self, pair: Pair) -> list[Run]:
         where = f"{self.path}: pairs.{pair.name}"
         common = load_config(pair.config)
         apply_overrides(common, self.protocol, f"{self.path}: protocol")
         apply_overrides(common, pair.overrides, f"{where}.overrides")
         variants = []
+        # a keyless axis is named by its position: labels keep one string key per axis (stored as JSON)
+        names = [axis.key or f"axes.{i}" for i, axis in enumerate(self.axes)]
         for combo in itertools.product(*[axis.values for axis in self.axes]):
             cfg = copy.deepcopy(common)
-            for axis, (label, value) in zip(self.axes, combo):
-                apply_overrides(cfg, value if axis.key is None else {axis.key: value}, f"{self.path}: axes.{axis.key}.{label}")
+            for axis, name, (label, value) in zip(self.axes, names, combo):
+                apply_overrides(cfg, value if axis.key is None else {axis.key: value}, f"{self.path}: {name}.{label}")
             label = "+".join(lbl for lbl, _ in combo) or "default"
-            labels = {axis.key: lbl for axis, (lbl, _) in zip(self.axes, combo)}
+            labels = {name: lbl for name, (lbl, _) in zip(names, combo)}
             variants.append((label, validate(cfg, where=f"{where} variant {label}"), labels))
         task_names = list(common.tasks)
         for task in list(pair.per_task) + list(pair.per_metric):
@@ -351,8 +371,19 @@ def _load_pair(raw: Any, i: int, base: Path, src: str) -> Pair:
                               "score it)", key=f"{where}.composites.{j}")
         composites.append({"name": str(c["name"]), "members": [str(m) for m in c["members"]],
                            "scored_as": str(c["scored_as"])})
+    rules = []
+    for j, r in enumerate(_list(raw.get("rules"), f"{where}.rules")):
+        r = dict(_mapping(r, f"{where}.rules.{j}"))
+        rule_name, scored_as = r.pop("name", None), r.pop("scored_as", None)
+        if not rule_name or "type" not in r:
+            raise ConfigError("needs a name (its variant label) and a type (a registered rule; see "
+                              "`mtdense registry list rule`); other keys are the rule's options", key=f"{where}.rules.{j}")
+        RULES.get(str(r["type"]), f"{where}.rules.{j}.type")
+        rules.append({"name": str(rule_name), "scored_as": None if scored_as is None else str(scored_as), "rule": r,
+                      "where": f"{where}.rules.{j}"})
     return Pair(name, (base / str(raw["config"])).resolve(), data, _mapping(raw.get("overrides"), f"{where}.overrides"),
-                _list(raw.get("prepare"), f"{where}.prepare"), baselines, per_task, per_metric, skip or None, composites)
+                _list(raw.get("prepare"), f"{where}.prepare"), baselines, per_task, per_metric, skip or None, composites,
+                rules)
 
 
 def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
@@ -404,7 +435,19 @@ def load_grid(path: str | Path, seeds: int | None = None) -> Grid:
     if len({p.name for p in pairs}) != len(pairs):
         raise ConfigError("pairs: names must be distinct", key=src)
     labels = ["+".join(c) for c in itertools.product(*[[lbl for lbl, _ in a.values] for a in axes])] or ["default"]
-    labels += [c["name"] for p in pairs for c in p.composites]
+    variants = list(labels)
+    for p in pairs:
+        for r in p.rules:
+            r["scored_as"] = r["scored_as"] or variants[0]
+            if r["scored_as"] not in variants:
+                raise ConfigError(f"{r['scored_as']!r} is not a variant of this grid; variants: {', '.join(variants)}",
+                                  key=f"{r['where']}.scored_as")
+        own = [c["name"] for c in p.composites] + [r["name"] for r in p.rules]
+        for label in own:
+            if label in variants or own.count(label) > 1 or label.startswith(BASELINE_PREFIX) or "/" in label:
+                raise ConfigError(f"{label!r}: a composite or rule needs a name of its own (not a variant label, no "
+                                  f"'/' or prefix {BASELINE_PREFIX!r})", key=f"{src}: pairs.{p.name}")
+        labels += [label for label in own if label not in labels]
     reference = raw.get("reference", labels[0])
     if reference not in labels:
         raise ConfigError(f"{reference!r} is not a variant of this grid; variants: {', '.join(labels)}",

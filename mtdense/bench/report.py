@@ -9,6 +9,10 @@ baselines' run of the SAME seed (same data order, same initialisation of the com
 or against the mean over the baseline seeds when that seed's baseline is missing.
 ``per_task`` uses the one metric per task declared in the grid, ``per_metric`` the mean over
 all declared (task, metric) pairs; both headers say which. Statistics: ``mtdense.bench.statistics``.
+
+Non-learned rules (``kind: rule``, ``mtdense.bench.rules``) appear in every table marked
+"non-learned rule", with 0 parameters and no training; their one record, repeated per seed, is
+compared seed by seed like a variant's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from mtdense.bench.grid import Grid, Pair
 from mtdense.bench.statistics import compare_variants, mean_interval
 
 DELTA_VARIANTS = {"per_task": "Δm per-task", "per_metric": "Δm per-metric"}
+SCORED_KINDS = ("multitask", "composite", "rule")  # kinds compared with the single-task baselines
+NON_LEARNED = "non-learned rule"
 
 
 def stats(values: list[float | None]) -> dict[str, Any]:
@@ -87,8 +93,10 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
             "curves": {r["seed"]: r.get("curve", []) for r in recs},
             "monitor": recs[0].get("monitor"),
         }
+        if recs[0]["kind"] == "rule":
+            variants[name]["rule"] = {"options": recs[0].get("rule"), "citation": recs[0].get("citation")}
     for name, v in variants.items():
-        if v["kind"] not in ("multitask", "composite"):
+        if v["kind"] not in SCORED_KINDS:
             continue
         missing = [b for b in v["baselines"] if b not in variants]
         v["delta_m"] = {}
@@ -113,7 +121,7 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
              for k in ("params", "flops_per_image", "latency_ms")}
     config = Path(pair.config)
     shown = config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config
-    multitask = {vn: v for vn, v in variants.items() if v["kind"] in ("multitask", "composite") and "delta_m_seeds" in v}
+    multitask = {vn: v for vn, v in variants.items() if v["kind"] in SCORED_KINDS and "delta_m_seeds" in v}
     paired = {}
     if reference in multitask:
         for dv in DELTA_VARIANTS:
@@ -126,7 +134,8 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
 
 
 def summarize(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
-    keys = {run.key for run in grid.runs(Path("."))} | {run.key for run in grid.composite_runs(Path("."))}
+    keys = ({run.key for run in grid.runs(Path("."))} | {run.key for run in grid.composite_runs(Path("."))}
+            | {rule.key(seed) for rule in grid.rule_runs(Path(".")) for seed in rule.seeds})
     current = [r for r in records.values() if r["key"] in keys]
     machines = []
     for r in current:
@@ -177,7 +186,7 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for vname, v in p["variants"].items():
         dm = v.get("delta_m") or {}
-        row = [vname, f"{len(v['seeds'])} ({', '.join(map(str, v['seeds']))})"]
+        row = [_label(vname, v), f"{len(v['seeds'])} ({', '.join(map(str, v['seeds']))})"]
         row += [_pm(v["metrics"].get(c), ".4f") for c in metric_cols]
         row += [_pm(dm.get(dv), "+.2f") if v["kind"] != "baseline" else "(reference)" for dv in DELTA_VARIANTS]
         params = v["params"]["mean"]
@@ -192,10 +201,20 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     if tot["baselines"]:
         lines += ["", f"Single-task baselines together ({', '.join(tot['baselines'])}): {tot['params']:,.0f} params, "
                       f"{tot['flops_per_image'] / 1e6:,.1f} MFLOPs/img, {tot['latency_ms']:.2f} ms."]
+    rules = {vn: v["rule"] for vn, v in p["variants"].items() if v["kind"] == "rule"}
+    if rules:
+        lines += ["", "Non-learned rules, scored once on the same split as the learned variants (deterministic: "
+                      "the same value stands for every seed, so their paired differences vary with the reference's "
+                      "seeds only; 0 parameters, no training):"]
+        lines += [f"- `{vn}` (`{r['options']}`): {r['citation']}" for vn, r in rules.items()]
     missing = {vn: v["delta_m_missing"] for vn, v in p["variants"].items() if v.get("delta_m_missing")}
     for vn, bl in missing.items():
         lines.append(f"\nΔm of {vn} needs the unfinished baseline(s) {', '.join(bl)}.")
     return lines + [""] + _paired_markdown(p)
+
+
+def _label(name: str, v: dict[str, Any]) -> str:
+    return f"{name} ({NON_LEARNED})" if v["kind"] == "rule" else name
 
 
 def _ci(ci: Any, fmt: str = "+.2f") -> str:
@@ -208,6 +227,10 @@ def _plateau(p: dict[str, int]) -> str:
         return f"not assessed ({p['runs']} runs with < 4 evaluations)"
     unjudged = p["runs"] - p["assessed"]
     return f"{p['reached']}/{p['assessed']}" + (f" ({unjudged} not assessed)" if unjudged else "")
+
+
+def _plateau_of(v: dict[str, Any]) -> str:
+    return "– (not trained)" if v["kind"] == "rule" else _plateau(v["plateau"])
 
 
 def _paired_markdown(p: dict[str, Any]) -> list[str]:
@@ -224,16 +247,16 @@ def _paired_markdown(p: dict[str, Any]) -> list[str]:
                   f"| p (Holm) | Holm-level CI | verdict | runs at plateau |", "|" + "---|" * 10]
         ref = p["variants"][p["reference"]]
         dm = ref["delta_m"][dv]
-        lines.append(f"| {p['reference']} (reference) | {dm['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} | – | – | – | – "
-                     f"| – | – | {_plateau(ref['plateau'])} |")
+        lines.append(f"| {_label(p['reference'], ref)} (reference) | {dm['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} "
+                     f"| – | – | – | – | – | – | {_plateau_of(ref)} |")
         for vn, c in result["comparisons"].items():
             v = p["variants"][vn]
             dm = v["delta_m"][dv]
             level = f" ({c['holm_level']:.4f})" if c["holm_level"] is not None else ""
             p_holm = "–" if c["p_holm"] is None else f"{c['p_holm']:.3g}"
-            lines.append(f"| {vn} | {c['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} | {_fmt(c['mean'])} | {_ci(c['ci_t'])} "
+            lines.append(f"| {_label(vn, v)} | {c['n']} | {_fmt(dm['mean'])} {_ci(dm['ci_t'])} | {_fmt(c['mean'])} | {_ci(c['ci_t'])} "
                          f"| {_ci(c['ci_bootstrap'])} | {p_holm} | {_ci(c['ci_holm'])}{level} | **{c['verdict']}** "
-                         f"| {_plateau(v['plateau'])} |")
+                         f"| {_plateau_of(v)} |")
         mde = result["mde"]
         lines += ["", f"Minimum detectable effect (paired t-test, two-sided α = 0.05/{result['m']} (Holm's strictest step), "
                       f"power 0.8, n = {result['n']} seeds, pooled sd of d = {_fmt(result['sd'], '.2f')} pp): "

@@ -6,7 +6,9 @@ checkpoint scored once on ``test`` (``mtdense.bench.scoring``), profiled (parame
 CPU latency) and appended to ``<out>/results.jsonl`` with its key and a fingerprint of its
 config. A restarted bench (``--resume``) skips finished keys, refuses results whose
 fingerprint no longer matches the grid, and continues an interrupted run from its own last
-checkpoint with ``Trainer.fit(resume=...)``, which resumes exactly. Training throughput is
+checkpoint with ``Trainer.fit(resume=...)``, which resumes exactly. Non-learned rules
+(``mtdense.bench.rules``) are built and scored first, so a bad rule fails before any training.
+Training throughput is
 the images of one epoch over the last epoch's ``train/epoch_seconds`` (data loading
 included), or None when a run was resumed after its last epoch had already finished.
 """
@@ -29,6 +31,7 @@ from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
 from mtdense.bench.prepare import run_prepare
 from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
 from mtdense.bench.results import ResultsFile
+from mtdense.bench.rules import evaluate_rule, rule_fingerprint
 from mtdense.bench.scoring import learning_curve, plateaued, score_selected, split_metrics
 from mtdense.engine.builder import check_experiment
 from mtdense.engine.checkpoint import resolve_checkpoint
@@ -127,13 +130,10 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
         fp = fingerprints[run.key] = fingerprint(run.config)  # before training: building a run adds keys to its config
         if run.key not in done:
             todo.append(run)
-        elif done[run.key].get("fingerprint") != fp:
-            raise ConfigError(
-                f"{store.path}: run {run.key} was recorded with another config (fingerprint "
-                f"{done[run.key].get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
-                "use a new --out, or delete that line (and its run folder) to rerun it"
-            )
+        else:
+            check_recorded(store, done[run.key], fp)
     check_configs(todo, fingerprints, grid.path)
+    run_rules(grid, out, store, log)
     log(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to run")
     position = {run.key: i for i, run in enumerate(runs, start=1)}
 
@@ -156,6 +156,34 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
         torch.set_num_threads(threads_before)
         run_composites(grid, out, store, log)
     return store
+
+
+def check_recorded(store: ResultsFile, record: dict[str, Any], fp: str) -> None:
+    """Refuse a finished record whose config fingerprint no longer matches the grid."""
+    if record.get("fingerprint") != fp:
+        raise ConfigError(
+            f"{store.path}: run {record['key']} was recorded with another config (fingerprint "
+            f"{record.get('fingerprint')} vs {fp}: the grid or an experiment config changed); "
+            "use a new --out, or delete that line (and its run folder) to rerun it"
+        )
+
+
+def run_rules(grid: Grid, out: Path, store: ResultsFile, log: Callable[[str], None]) -> None:
+    """Score every non-learned rule once and store its record for each seed that lacks one."""
+    done = store.read()
+    for rule in grid.rule_runs(out):
+        fp = rule_fingerprint(rule)
+        for seed in rule.seeds:
+            if rule.key(seed) in done:
+                check_recorded(store, done[rule.key(seed)], fp)
+        missing = [seed for seed in rule.seeds if rule.key(seed) not in done]
+        if not missing:
+            continue
+        record = evaluate_rule(rule)
+        for seed in missing:
+            store.append({**record, "key": rule.key(seed), "seed": seed, "fingerprint": fp})
+        log(f"{rule.pair}/{rule.variant}: non-learned rule {rule.rule['type']!r} scored once on {record['scored_split']}; "
+            f"the same record stored for seed(s) {', '.join(map(str, missing))}")
 
 
 def run_composites(grid: Grid, out: Path, store: ResultsFile, log: Callable[[str], None]) -> None:

@@ -43,11 +43,23 @@ def checked_normalization(norm: Mapping[str, Any], channels: int, owner: str) ->
     return out
 
 
+def _mean_std(image: torch.Tensor, norm: Mapping[str, list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``norm``'s mean and std as 1×C×1×1 tensors of ``image``'s dtype and device."""
+    return tuple(torch.tensor(norm[k], dtype=image.dtype, device=image.device).view(1, -1, 1, 1) for k in ("mean", "std"))
+
+
 def normalize(image: torch.Tensor, norm: Mapping[str, list[float]] | None) -> torch.Tensor:
     """``(image - mean) / std`` per channel of a B×C×H×W tensor; unchanged when ``norm`` is None."""
     if norm is None:
         return image
-    shape = (1, -1, 1, 1)
-    mean = torch.tensor(norm["mean"], dtype=image.dtype, device=image.device).view(shape)
-    std = torch.tensor(norm["std"], dtype=image.dtype, device=image.device).view(shape)
+    mean, std = _mean_std(image, norm)
     return (image - mean) / std
+
+
+def denormalize(image: torch.Tensor, norm: Mapping[str, list[float]] | None) -> torch.Tensor:
+    """The raw values of a normalised B×C×H×W tensor, ``image * std + mean`` per channel (the
+    inverse of ``normalize``); unchanged when ``norm`` is None."""
+    if norm is None:
+        return image
+    mean, std = _mean_std(image, norm)
+    return image * std + mean

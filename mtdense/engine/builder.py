@@ -18,6 +18,7 @@ from mtdense.config import plain
 from mtdense.data.normalization import dataset_normalization
 from mtdense.data.transforms import build_transform
 from mtdense.engine.distributed import ResumableSampler
+from mtdense.engine.weight_schedule import build_weight_schedule
 from mtdense.models.multitask import MultiTaskModel
 from mtdense.registry import COUPLINGS, DATASETS, TASKS
 from mtdense.errors import ConfigError, DataError, closest
@@ -55,10 +56,11 @@ def build_tasks(cfg: DictConfig) -> nn.ModuleDict:
     return nn.ModuleDict({name: TASKS.build(plain(t), f"tasks.{name}", name=name) for name, t in cfg.tasks.items()})
 
 
-def build_couplings(cfg: DictConfig, tasks: nn.ModuleDict) -> tuple[nn.ModuleDict, dict[str, float]]:
-    """The couplings by name and their configured ``weight`` (default 1). Couplings are not tasks:
-    the trainer adds ``weight · coupling`` to the update outside the balancer."""
-    out, weights = nn.ModuleDict(), {}
+def build_couplings(cfg: DictConfig, tasks: nn.ModuleDict) -> tuple[nn.ModuleDict, dict[str, float], dict]:
+    """The couplings by name, their configured ``weight`` (default 1) and their optional
+    ``weight_schedule`` (``mtdense.engine.weight_schedule``). Couplings are not tasks: the trainer
+    adds ``weight · r(step) · coupling`` to the update outside the balancer."""
+    out, weights, schedules = nn.ModuleDict(), {}, {}
     for i, c in enumerate(cfg.couplings or []):
         c = plain(c)
         name = c.pop("name", None) or c.get("type")
@@ -67,9 +69,12 @@ def build_couplings(cfg: DictConfig, tasks: nn.ModuleDict) -> tuple[nn.ModuleDic
         weight = c.pop("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise ConfigError(f"{weight!r} must be a number >= 0", key=f"couplings.{i}.weight")
+        schedule = build_weight_schedule(c.pop("weight_schedule", None), f"couplings.{i}.weight_schedule")
         out[name] = COUPLINGS.build(c, f"couplings.{i}", tasks=tasks)
         weights[name] = float(weight)
-    return out, weights
+        if schedule is not None:
+            schedules[name] = schedule
+    return out, weights, schedules
 
 
 def build_model(cfg: DictConfig, tasks: nn.ModuleDict, in_channels: int) -> MultiTaskModel:
@@ -109,6 +114,12 @@ class Experiment:
     normalization: dict[str, list[float]] | None = None
     coupling_weights: dict[str, float] = field(default_factory=dict)
     channel_info: dict[str, dict[str, Any]] | None = None   # dataset's per-channel description (units, wavelength)
+    coupling_schedules: dict[str, Any] = field(default_factory=dict)  # coupling -> r(step), if it has a schedule
+
+    def coupling_weight(self, name: str, step: int) -> float:
+        """The weight training gives coupling ``name`` at optimizer step ``step``: weight · r(step)."""
+        schedule = self.coupling_schedules.get(name)
+        return self.coupling_weights[name] * (1.0 if schedule is None else schedule(step))
 
     def spec(self) -> dict[str, Any]:
         """What a checkpoint needs to turn a raw array into predictions without the data: input
@@ -143,11 +154,11 @@ def build_experiment(cfg: DictConfig, channel_names: list[str] | None = None,
             cfg.model.in_channels = in_ch
     tasks = build_tasks(cfg)
     model = build_model(cfg, tasks, in_ch)
-    couplings, coupling_weights = build_couplings(cfg, tasks)
+    couplings, coupling_weights, coupling_schedules = build_couplings(cfg, tasks)
     target_keys = getattr(datasets.get("train"), "target_keys", None)
     check_monitor(cfg, bind_tasks(tasks, target_keys), list(couplings))
     return Experiment(cfg, tasks, model, couplings, channel_names, datasets, normalization, coupling_weights,
-                      channel_info)
+                      channel_info, coupling_schedules)
 
 
 def check_experiment(cfg: DictConfig) -> str | None:

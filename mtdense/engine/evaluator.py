@@ -44,7 +44,8 @@ class Evaluator:
     ``split/loss/<name>`` is each task's or coupling's own (unweighted) mean loss; ``split/loss`` is
     the objective the network descends with equal task weights: the sum of the task losses plus
     ``coupling_weights[c] · L_c`` for every coupling (couplings keep their configured weight, as in
-    training; see ``mtdense.balancing.base``).
+    training; see ``mtdense.balancing.base``). A coupling's ``weight_schedule`` is not applied here:
+    ``val/loss`` uses the weight the ramp ends at, so evaluations at different steps stay comparable.
 
     ``net`` is whatever is evaluated (the student, a DDP wrapper, or a teacher's network); the
     runtime decides device, precision and memory format. Outputs are cast to float32 before

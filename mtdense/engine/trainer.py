@@ -175,10 +175,11 @@ class Trainer:
         return losses
 
     def _weighted_couplings(self, losses: dict[str, torch.Tensor], n: int) -> torch.Tensor | None:
-        """sum_c weight_c · L_c / n: added to the update outside the balancer (None without couplings)."""
+        """sum_c weight_c · r_c(step) · L_c / n: added to the update outside the balancer (None without
+        couplings); r_c is the coupling's ``weight_schedule`` (1 without), a function of the step only."""
         if not len(self.couplings):
             return None
-        return sum(self.exp.coupling_weights[c] * losses[c] / n for c in self.couplings)
+        return sum(self.exp.coupling_weight(c, self.global_step) * losses[c] / n for c in self.couplings)
 
     def _record_finite(self, losses: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
         """Remember this micro-batch's losses (on the device) for ``check_finite``; no host sync."""
@@ -262,6 +263,8 @@ class Trainer:
                     dist_utils.mean_across_ranks(p.grad)
         for k, w in self.balancer.last_weights.items():
             logged[f"weight/{k}"] = w
+        for c in self.exp.coupling_schedules:  # the weight this step used
+            logged[f"weight/{c}"] = self.exp.coupling_weight(c, self.global_step)
         scaler = self.runtime.grad_scaler
         if scaler is not None:
             scaler.unscale_(self.optimizer)

@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     "logger": "mtdense.testing.engine:logger_checks",
     "teacher": "mtdense.testing.engine:teacher_checks",
     "hook": "mtdense.testing.engine:hook_checks",
+    "rule": "mtdense.testing.rules:rule_checks",
 }
 """Kind → ``module:function`` returning the named checks of one plugin."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -28,7 +29,9 @@ def _prepare(args: argparse.Namespace) -> int:
                              extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed,
                              split_by=args.split, block_hours=args.block_hours,
                              val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                             label_variable=args.label_variable)
+                             label_variable=args.label_variable, min_quality=args.min_quality,
+                             mask_space=not args.keep_space, scheduler=args.scheduler, workers=args.workers,
+                             log=lambda message: print(message, file=sys.stderr))  # stdout: the JSON summary
     print(json.dumps({k: v for k, v in summary.items() if k != "files"}, default=str))
     return 0
 
@@ -78,8 +81,11 @@ def add_commands(commands, data) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(run=_synth)
 
-    d = data.add_parser("prepare-precip", help="pair AHI scans with IMERG half-hours, regrid, tile → HDF5 store")
-    d.add_argument("--ahi", required=True, help="folder (or file) of P-Tree NC_H*.nc scans")
+    d = data.add_parser("prepare-precip", help="pair AHI scans with IMERG half-hours, regrid, tile → HDF5 store",
+                        description="Per-scan work runs on Dask workers (a LocalCluster by default); only this "
+                                    "process writes. A re-run after an interruption skips the scans in OUT.parts/.")
+    d.add_argument("--ahi", required=True,
+                   help="folder of P-Tree NC_H*.nc scans and/or HSD HS_H*_B*.DAT(.bz2) segments (grouped by time)")
     d.add_argument("--imerg", required=True, help="folder of IMERG 3B-HHR* granules (V06 or V07)")
     d.add_argument("--out", required=True, help="output tile store (.h5)")
     d.add_argument("--tile", type=int, default=64, help="tile size in label pixels")
@@ -97,6 +103,13 @@ def add_commands(commands, data) -> None:
     d.add_argument("--test-fraction", type=float, default=0.2, help="fraction of half hours in the test split")
     d.add_argument("--label-variable", default=None,
                    help="IMERG variable (default: precipitation in V07, precipitationCal in V06; e.g. MWprecipitation)")
+    d.add_argument("--min-quality", type=float, default=None,
+                   help="label pixels with IMERG precipitationQualityIndex below this become invalid (default: no filter)")
+    d.add_argument("--keep-space", action="store_true",
+                   help="HSD: keep pixels off the earth disk (default: set to missing by navigation)")
+    d.add_argument("--workers", type=int, default=None, help="LocalCluster single-thread workers (default 2, ≤ cores)")
+    d.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address (tcp://host:8786) of an existing cluster, or 'inline' (no Dask)")
     d.set_defaults(run=_prepare)
 
     sp = commands.add_parser("demo", help="the flagship demo: synthetic Himawari/IMERG → MTCF → report.md",
@@ -123,7 +136,7 @@ def add_commands(commands, data) -> None:
     sp.add_argument("--batch-size", type=int, default=4, help="windows per forward pass")
     sp.add_argument("--flip-tta", action="store_true", help="average over horizontal/vertical flips (4× slower)")
     sp.add_argument("--device", default="cpu", help="device of the model (the scene stays in CPU memory)")
-    sp.add_argument("--geotiff", action="store_true", help="also write the rain classes as GeoTIFF (regular grids)")
+    sp.add_argument("--geotiff", action="store_true", help="also write the rain classes as GeoTIFF (in the NetCDF's CRS)")
     sp.add_argument("--keep-space", action="store_true", help="HSD: do not mask pixels off the earth disk")
     sp.set_defaults(run=_predict_scene)
 

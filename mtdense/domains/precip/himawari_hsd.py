@@ -211,11 +211,19 @@ def assemble_segments(segments: Sequence[HSDSegment]) -> HSDSegment:
     )
 
 
-def lines_columns_to_latlon(lines, columns, projection: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Geodetic lat/lon (deg) of full-disk line/column numbers (1-based); NaN off the earth disk."""
+def scan_angles(lines, columns, projection: dict) -> tuple[np.ndarray, np.ndarray]:
+    """CGMS intermediate coordinates (x, y) in radians of full-disk line/column numbers (1-based):
+    x = (column - COFF) / (CFAC 2^-16) deg, eastward; y = (line - LOFF) / (LFAC 2^-16) deg, southward."""
     p = projection
     x = np.deg2rad((np.asarray(columns, np.float64) - p["COFF"]) / (p["CFAC"] * 2.0**-16))
     y = np.deg2rad((np.asarray(lines, np.float64) - p["LOFF"]) / (p["LFAC"] * 2.0**-16))
+    return x, y
+
+
+def lines_columns_to_latlon(lines, columns, projection: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Geodetic lat/lon (deg) of full-disk line/column numbers (1-based); NaN off the earth disk."""
+    p = projection
+    x, y = scan_angles(lines, columns, p)
     ratio = (p["req"] / p["rpol"]) ** 2
     h = p["dist"]
     cos_x, cos_y, sin_y = np.cos(x), np.cos(y), np.sin(y)

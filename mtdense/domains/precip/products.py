@@ -2,28 +2,42 @@
 
 One file per scene: rain rate (``lwe_precipitation_rate``, mm h-1), probability of rain
 (P(rain class ≥ 1), 1) and rain class (``flag_values``/``flag_meanings``) on the input's grid —
-``lat``/``lon`` 1-D coordinates for a regular (P-Tree) grid, 2-D ``latitude``/``longitude``
-auxiliary coordinates on (y, x) for the native geostationary (HSD) grid — with a length-1
-``time`` axis, ``_FillValue`` on every data variable and provenance in the global attributes
-(model config, checkpoint SHA-256, mtdense version, input files). CF conventions 1.8,
-§4 (coordinates), §3.5 (flags), Appendix A (attributes).
+``lat``/``lon`` 1-D coordinates and a ``latitude_longitude`` grid mapping for a regular (P-Tree)
+grid; on the native geostationary (HSD) grid, 1-D projection coordinates ``x``/``y`` (metres),
+a ``geostationary`` grid mapping from the HSD navigation (``grid_mapping.py``) and 2-D
+``latitude``/``longitude`` auxiliary coordinates (``coordinates`` attribute) — with a length-1
+``time`` axis, ``grid_mapping`` and ``_FillValue`` on every data variable and provenance in the
+global attributes (model config, checkpoint SHA-256, mtdense version, input files). CF
+conventions 1.8, §4 (coordinates), §5.6 and Appendix F (grid mappings), §3.5 (flags), Appendix A
+(attributes). The class products can also be written as GeoTIFF in the same CRS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mtdense.domains.precip.scene_input import SceneInput, read_scene_input
+from mtdense.domains.precip.grid_mapping import crs_of, latitude_longitude_grid_mapping
+from mtdense.domains.precip.scene_input import SceneInput, group_scenes, hsd_scan_name, read_scene_input
 
 RATE_FILL = np.float32(-9999.0)
 CLASS_FILL = np.int8(-1)
-_HSD_TIME = re.compile(r"_(\d{8}_\d{4})_")
+GRID_MAPPING = "crs"                      # name of the grid-mapping variable
+
+
+def scene_grid(scene: SceneInput) -> tuple[dict, np.ndarray, np.ndarray] | None:
+    """(CF grid mapping, 1-D x coordinates, 1-D y coordinates) of the scene's grid: longitude and
+    latitude on WGS 84 for a regular grid, the projection coordinates of a projected grid (HSD);
+    None when the grid has no known CRS (no or 2-D coordinates without a projection)."""
+    if scene.grid == "regular":
+        return latitude_longitude_grid_mapping(), scene.lon, scene.lat
+    if scene.grid_mapping is not None:
+        return scene.grid_mapping, scene.x, scene.y
+    return None
 
 
 def checkpoint_sha256(run: str | Path) -> str:
@@ -60,6 +74,7 @@ def products_dataset(preds: Mapping[str, np.ndarray], scene: SceneInput, spec: M
     post = spec.get("postprocessing", {})
     regular = scene.grid == "regular"
     dims = ("time", "lat", "lon") if regular else ("time", "y", "x")
+    grid = scene_grid(scene)
     coords: dict[str, Any] = {}
     if scene.time is not None:
         coords["time"] = ("time", [np.datetime64(scene.time.replace(tzinfo=None), "ns")],
@@ -73,6 +88,11 @@ def products_dataset(preds: Mapping[str, np.ndarray], scene: SceneInput, spec: M
         for name, values, unit in (("latitude", scene.lat, "degrees_north"), ("longitude", scene.lon, "degrees_east")):
             coords[name] = (("y", "x"), values.astype(np.float32), {"standard_name": name, "units": unit,
                                                                     "long_name": f"{name} (NaN off the earth disk)"})
+        if grid is not None:
+            for axis, values in (("x", scene.x), ("y", scene.y)):
+                coords[axis] = (axis, np.asarray(values, np.float64), {
+                    "standard_name": f"projection_{axis}_coordinate", "units": "m", "axis": axis.upper(),
+                    "long_name": f"{axis}: scan angle (rad) × perspective_point_height"})
     variables, encoding = {}, {}
     for name, value in preds.items():
         task = name[: -len("_probability")] if name.endswith("_probability") else name
@@ -86,14 +106,22 @@ def products_dataset(preds: Mapping[str, np.ndarray], scene: SceneInput, spec: M
         array = np.asarray(value)[None]
         if enc["dtype"].startswith("int"):
             array = array.astype(enc["dtype"])
+        if grid is not None:
+            attrs["grid_mapping"] = GRID_MAPPING
         variables[name] = (dims, array, attrs)
         encoding[name] = enc
+    if grid is not None:
+        variables[GRID_MAPPING] = ((), np.int32(0), grid[0])
     ds = xr.Dataset(variables, coords=coords)
     if "time" in ds.coords:
-        encoding["time"] = {"units": "seconds since 1970-01-01 00:00:00", "calendar": "standard", "dtype": "int64"}
+        encoding["time"] = {"units": "seconds since 1970-01-01 00:00:00", "calendar": "standard", "_FillValue": None,
+                            "dtype": "float64"}   # CF-1.8 §2.2 has no 64-bit integers; double is exact to the second
     for name in ("lat", "lon", "latitude", "longitude"):
         if name in ds.coords:
             encoding[name] = {"_FillValue": None if regular else np.float32(np.nan)}
+    for name in ("x", "y"):
+        if name in ds.coords:
+            encoding[name] = {"_FillValue": None}
     ds.attrs = {"Conventions": "CF-1.8",
                 "title": "precipitation estimated from geostationary infrared brightness temperatures by mtdense"
                          + (" (SYNTHETIC input data)" if scene.synthetic else ""),
@@ -110,37 +138,26 @@ def products_dataset(preds: Mapping[str, np.ndarray], scene: SceneInput, spec: M
 def write_class_geotiff(path: str | Path, preds: Mapping[str, np.ndarray], scene: SceneInput,
                         spec: Mapping[str, Any], tags: Mapping[str, str]) -> Path:
     """The class products (rain class per classification task; uint8, nodata 255) as a GeoTIFF
-    on the scene's regular latitude/longitude grid (EPSG:4326)."""
+    on the scene's grid: regular latitude/longitude (EPSG:4326), or the native geostationary grid
+    of HSD input (its ``geos`` CRS, x/y in metres) — the CRS of the NetCDF's grid mapping."""
     from mtdense.errors import DataError
     from mtdense.inference.geotiff import transform_from_centres, write_geotiff
 
-    if scene.grid != "regular":
-        raise DataError(f"{path}: GeoTIFF output needs a regular latitude/longitude grid (P-Tree input); "
-                        "this scene is on the native geostationary grid — use the NetCDF file")
+    grid = scene_grid(scene)
+    if grid is None:
+        raise DataError(f"{path}: GeoTIFF output needs a regular latitude/longitude grid or HSD input (native "
+                        "geostationary grid); this scene's grid has no known CRS — use the NetCDF file")
+    grid_mapping, x, y = grid
     post = spec.get("postprocessing", {})
     classes = {n: np.where(v < 0, 255, v).astype(np.uint8) for n, v in preds.items() if post.get(n, {}).get("thresholds")}
-    return write_geotiff(path, classes, "EPSG:4326", transform_from_centres(scene.lon, scene.lat), nodata=255,
+    return write_geotiff(path, classes, crs_of(grid_mapping).to_wkt(), transform_from_centres(x, y), nodata=255,
                          dtype="uint8", tags=tags)
-
-
-def group_scenes(files: Sequence[str | Path]) -> list[list[Path]]:
-    """One list of files per scene: each NetCDF file alone; HSD segments grouped by observation
-    time in their names (``HS_H09_YYYYMMDD_HHMM_B13_…``)."""
-    scenes, hsd = [], {}
-    for f in map(Path, files):
-        match = _HSD_TIME.search(f.name)
-        if f.suffix == ".nc" or not match:
-            scenes.append([f])
-        else:
-            hsd.setdefault(match.group(1), []).append(f)
-    return scenes + [sorted(v) for _, v in sorted(hsd.items())]
 
 
 def _out_name(files: list[Path]) -> str:
     if len(files) == 1 and files[0].suffix == ".nc":
         return files[0].stem + "_mtdense.nc"
-    match = _HSD_TIME.search(files[0].name)
-    return f"{files[0].name.split('_')[0]}_{files[0].name.split('_')[1]}_{match.group(1)}_mtdense.nc"
+    return f"{hsd_scan_name(files[0])}_mtdense.nc"
 
 
 def predict_scenes(run: str | Path, files: Sequence[str | Path], out_dir: str | Path, window: int = 256,

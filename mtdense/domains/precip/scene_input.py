@@ -2,31 +2,37 @@
 
 ``read_scene_input(source, channel_names)`` accepts a JAXA P-Tree NetCDF file, a set of
 Himawari Standard Data (HSD) segment files (native geostationary grid: 2-D latitude/longitude
-from the reader's navigation, space pixels masked), an ``xarray.DataArray`` (channel, y, x) or
-``xarray.Dataset`` (one variable per channel, named by channel or ``tbb_XX``), or a numpy
-C×H×W array (optional ``lat``/``lon``), and returns the channels in the order the model wants,
-in raw units (kelvin), NaN = missing.
+from the reader's navigation, space pixels masked, plus the grid's 1-D projection coordinates
+and CF ``geostationary`` grid mapping from the header's projection block), an
+``xarray.DataArray`` (channel, y, x) or ``xarray.Dataset`` (one variable per channel, named by
+channel or ``tbb_XX``), or a numpy C×H×W array (optional ``lat``/``lon``), and returns the
+channels in the order the model wants, in raw units (kelvin), NaN = missing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from mtdense.errors import DataError
 
 CHANNEL_DIMS = ("channel", "band", "variable")
+HSD_TIME = re.compile(r"_(\d{8}_\d{4})_")
+_HSD_BAND = re.compile(r"_B(\d\d)_")
 
 
 @dataclass
 class SceneInput:
     """Channels (C×H×W float32, raw units) with latitude/longitude: 1-D for a regular grid
     (``lat`` (H,), ``lon`` (W,)), 2-D (H×W, NaN off the earth disk) for the native
-    geostationary grid, or None when unknown."""
+    geostationary grid, or None when unknown. A projected grid (HSD input) also has its 1-D
+    projection coordinates ``x`` (W,), ``y`` (H,) and CF grid-mapping attributes
+    ``grid_mapping`` (``domains/precip/grid_mapping.py``)."""
 
     data: np.ndarray
     channel_names: list[str]
@@ -36,6 +42,9 @@ class SceneInput:
     sources: list[str] = field(default_factory=list)
     synthetic: bool = False
     wavelengths_um: dict[str, float] = field(default_factory=dict)
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    grid_mapping: dict | None = None
 
     @property
     def grid(self) -> str:
@@ -58,35 +67,86 @@ def _from_ptree(path: Path, channel_names: Sequence[str]) -> SceneInput:
                       scene.synthetic)
 
 
-def _from_hsd(paths: Sequence[Path], channel_names: Sequence[str], mask_space: bool = True) -> SceneInput:
-    from mtdense.domains.precip.himawari_hsd import assemble_segments, lines_columns_to_latlon, read_hsd_segment
+def hsd_scan_name(path: Path) -> str | None:
+    """``HS_H09_20200701_0300`` (satellite and observation time) of an HSD segment file name."""
+    match = HSD_TIME.search(path.name)
+    return f"{'_'.join(path.name.split('_')[:2])}_{match.group(1)}" if match else None
 
-    segments = [read_hsd_segment(p) for p in paths]
-    by_band: dict[int, list] = {}
-    for s in segments:
-        by_band.setdefault(s.band, []).append(s)
-    planes, wavelengths = [], {}
+
+def group_scenes(files: Sequence[str | Path]) -> list[list[Path]]:
+    """One list of files per scene: each NetCDF file alone; HSD segments grouped by observation
+    time in their names (``HS_H09_YYYYMMDD_HHMM_B13_…``)."""
+    scenes, hsd = [], {}
+    for f in map(Path, files):
+        match = HSD_TIME.search(f.name)
+        if f.suffix == ".nc" or not match:
+            scenes.append([f])
+        else:
+            hsd.setdefault(match.group(1), []).append(f)
+    return scenes + [sorted(v) for _, v in sorted(hsd.items())]
+
+
+def _lines_columns(image) -> tuple[np.ndarray, np.ndarray]:
+    """Full-disk line and column numbers (1-based) of an assembled HSD image's rows and columns."""
+    return (np.arange(image.first_line, image.first_line + image.bt.shape[0], dtype=np.float64),
+            np.arange(1, image.bt.shape[1] + 1, dtype=np.float64))
+
+
+def hsd_navigation(image) -> tuple[np.ndarray, np.ndarray]:
+    """2-D latitude/longitude (float32 degrees, NaN off the earth disk) of an assembled HSD image."""
+    from mtdense.domains.precip.himawari_hsd import lines_columns_to_latlon
+
+    lines, columns = _lines_columns(image)
+    lat, lon = lines_columns_to_latlon(lines[:, None], columns[None, :], image.projection)
+    return lat.astype(np.float32), lon.astype(np.float32)
+
+
+def hsd_grid(image) -> tuple[np.ndarray, np.ndarray, dict]:
+    """1-D geostationary projection coordinates x (columns), y (rows) in metres and the CF grid
+    mapping of an assembled HSD image."""
+    from mtdense.domains.precip.grid_mapping import geostationary_grid_mapping, projection_coordinates
+
+    lines, columns = _lines_columns(image)
+    x, y = projection_coordinates(lines, columns, image.projection)
+    return x, y, geostationary_grid_mapping(image.projection)
+
+
+def iter_hsd_channels(paths: Sequence[Path], channel_names: Sequence[str]) -> Iterator[tuple[str, Any]]:
+    """(channel, assembled ``HSDSegment``) in ``channel_names`` order, reading one band's
+    segments at a time (bands from the ``_Bnn_`` of the file names, else from the headers)."""
+    from mtdense.domains.precip.himawari_hsd import assemble_segments, read_hsd_segment
+
+    by_band: dict[int, list[Path]] = {}
+    for p in paths:
+        match = _HSD_BAND.search(p.name)
+        by_band.setdefault(int(match.group(1)) if match else read_hsd_segment(p).band, []).append(p)
+    head = None
     for channel in channel_names:
         band = _band_of(channel)
         if band not in by_band:
             raise DataError(f"HSD input: the model needs channel {channel}, but the files hold bands "
                             f"{', '.join(f'B{b:02d}' for b in sorted(by_band))}; add the {channel} segments")
-        image = assemble_segments(by_band[band])
-        planes.append(image)
+        image = assemble_segments([read_hsd_segment(p, band) for p in by_band[band]])
+        head = head or image
+        if (image.first_line, image.bt.shape) != (head.first_line, head.bt.shape):
+            raise DataError(f"HSD input: bands cover different lines/sizes (B{head.band:02d}: line {head.first_line}, "
+                            f"{head.bt.shape}; {channel}: line {image.first_line}, {image.bt.shape}); give the same "
+                            "segments of every band at the same resolution")
+        yield channel, image
+
+
+def _from_hsd(paths: Sequence[Path], channel_names: Sequence[str], mask_space: bool = True) -> SceneInput:
+    planes, wavelengths, lat, lon, head = [], {}, None, None, None
+    for channel, image in iter_hsd_channels(paths, channel_names):
+        if head is None:
+            head, (lat, lon) = image, hsd_navigation(image)
+        if mask_space:
+            image.bt[~np.isfinite(lat)] = np.nan
+        planes.append(image.bt)
         wavelengths[channel] = image.wavelength_um
-    shapes = {(p.first_line, p.bt.shape) for p in planes}
-    if len(shapes) != 1:
-        raise DataError(f"HSD input: bands cover different lines/sizes {sorted(shapes)}; give the same segments "
-                        "of every band at the same resolution")
-    head = planes[0]
-    lines = np.arange(head.first_line, head.first_line + head.bt.shape[0], dtype=np.float64)
-    columns = np.arange(1, head.bt.shape[1] + 1, dtype=np.float64)
-    lat, lon = lines_columns_to_latlon(lines[:, None], columns[None, :], head.projection)
-    data = np.stack([p.bt for p in planes]).astype(np.float32)
-    if mask_space:
-        data[:, ~np.isfinite(lat)] = np.nan
-    return SceneInput(data, list(channel_names), lat.astype(np.float32), lon.astype(np.float32), head.start_time,
-                      [str(p) for p in paths], wavelengths_um=wavelengths)
+    x, y, grid_mapping = hsd_grid(head)
+    return SceneInput(np.stack(planes).astype(np.float32), list(channel_names), lat, lon, head.start_time,
+                      [str(p) for p in paths], wavelengths_um=wavelengths, x=x, y=y, grid_mapping=grid_mapping)
 
 
 def _spatial(obj) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -58,7 +58,7 @@ class PrecipTiles(Dataset):
         synth_precip(workdir, n_scenes=4, height=16, width=16, seed=1)
         summary = prepare_precip(workdir / "ahi", workdir / "imerg", workdir / "tiles.h5", tile_size=8,
                                  val_fraction=0.25, test_fraction=0.25, min_valid_fraction=0.0,
-                                 split_by="random")  # 4 scans are too few for blocked splits
+                                 split_by="random", scheduler="inline")  # 4 scans: too few for blocked splits
         return {"path": summary["path"], "split": "train"}
 
     def __init__(self, path: str | Path, split: str = "train", bands: Sequence[str] | None = None,

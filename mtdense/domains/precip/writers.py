@@ -68,10 +68,11 @@ def write_ptree(path, tbb: dict[int, np.ndarray], lat: np.ndarray, lon: np.ndarr
 
 
 def write_imerg(path, rain_rate: np.ndarray, lat: np.ndarray, lon: np.ndarray, start: dt.datetime,
-                version: str = "V07", synthetic: bool = False) -> Path:
+                version: str = "V07", synthetic: bool = False, quality_index: np.ndarray | None = None) -> Path:
     """Write a half-hourly IMERG granule (possibly a regional cut) in the real V07 or V06 layout.
 
     ``rain_rate``: (lat, lon) mm/h with ``lat`` ascending (south -> north) as in IMERG; NaN = missing.
+    ``quality_index``: ``precipitationQualityIndex`` on the same grid (default 1 where the rate is finite).
     """
     import h5py
 
@@ -105,14 +106,19 @@ def write_imerg(path, rain_rate: np.ndarray, lat: np.ndarray, lon: np.ndarray, s
         def var(group, name, values, units="mm/hr", fill=_FILL_F4, code="-9999.9"):
             d = group.create_dataset(name, data=values, fillvalue=fill)
             d.attrs.update(_FillValue=fill, CodeMissingValue=code, DimensionNames="time,lon,lat",
-                           coordinates="time lon lat", units=units, Units=units)
+                           coordinates="time lon lat")
+            if units:                                   # the quality index has no units attribute
+                d.attrs.update(units=units, Units=units)
             for i, s in enumerate(scales):
                 d.dims[i].attach_scale(s)
 
         liquid = np.where(data == _FILL_F4, _FILL_I2, 100).astype("i2")
+        quality = np.isfinite(rain_rate).astype("f4") if quality_index is None else quality_index
+        quality = np.where(np.isfinite(quality) & (data[0].T != _FILL_F4), quality, _FILL_F4).astype("f4").T[None]
         if version == "V07":
             var(grid, "precipitation", data)
             var(grid, "randomError", data)
+            var(grid, "precipitationQualityIndex", quality, units=None)
             var(grid, "probabilityLiquidPrecipitation", liquid, "percent", _FILL_I2, "-9999")
             inter = grid.create_group("Intermediate")
             for name in ("precipitationUncal", "MWprecipitation", "IRprecipitation"):
@@ -120,6 +126,7 @@ def write_imerg(path, rain_rate: np.ndarray, lat: np.ndarray, lon: np.ndarray, s
         else:
             for name in ("precipitationCal", "precipitationUncal", "HQprecipitation", "IRprecipitation", "randomError"):
                 var(grid, name, data)
+            var(grid, "precipitationQualityIndex", quality, units=None)
             var(grid, "probabilityLiquidPrecipitation", liquid, "percent", _FILL_I2, "-9999")
     return Path(path)
 
