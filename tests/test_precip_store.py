@@ -237,3 +237,40 @@ def test_prepare_precip_defaults_to_blocked_splits(synth_dir, tmp_path):
     with h5py.File(tmp_path / "b.h5") as f:
         params = json.loads(f.attrs["parameters"])
     assert params["split_by"] == "blocked" and params["block_hours"] == 1.0  # 6 half hours: 1-hour blocks
+
+
+def test_embargo_leaves_no_train_or_val_half_hour_near_a_higher_split():
+    """Issue 9 §2: adjacent blocks of different splits share a rain system; --gap-hours removes the contact."""
+    from mtdense.domains.precip.splits import GAP, blocked_splits, embargo
+
+    starts = [dt.datetime(2020, 7, 1) + dt.timedelta(minutes=30 * k) for k in range(96)]
+    split_of, _ = blocked_splits(starts, 0.1, 0.2, seed=0, block_hours=4)
+    gapped = embargo(split_of, 1.0)
+    assert all(gapped[t] == "test" for t in starts if split_of[t] == "test")  # test keeps every half hour
+    rank = {"train": 0, "val": 1, "test": 2}
+    kept = [t for t in starts if gapped[t] != GAP]
+    for a in kept:
+        for b in kept:
+            if rank[gapped[b]] > rank[gapped[a]]:
+                assert abs((b - a).total_seconds()) > 3600, (a, b)
+    dropped = [t for t in starts if gapped[t] == GAP]
+    assert dropped and all(split_of[t] != "test" for t in dropped)
+    # exactly the half hours within 1 h of a higher split go: 2 per side of every such boundary
+    boundaries = sum(rank[split_of[b]] != rank[split_of[a]] for a, b in zip(starts, starts[1:]))
+    assert len(dropped) == 2 * boundaries
+    assert embargo(split_of, 0) == split_of
+    with pytest.raises(ConfigError, match="gap_hours"):
+        embargo(split_of, -1)
+
+
+def test_prepare_precip_records_embargoed_scenes_without_tiles(synth_dir, tmp_path):
+    prepare_precip(synth_dir / "ahi", synth_dir / "imerg", tmp_path / "g.h5", tile_size=16, scheduler="inline",
+                   block_hours=0.5, gap_hours=0.5)
+    with h5py.File(tmp_path / "g.h5") as f:
+        params = json.loads(f.attrs["parameters"])
+        splits = [s.decode() if isinstance(s, bytes) else s for s in f["scenes/split"][:]]
+        n_tiles = f["scenes/n_tiles"][:]
+        indexed = sum(len(f[f"split/{s}"]) for s in ("train", "val", "test"))
+    assert params["gap_hours"] == 0.5 and "gap" in splits
+    assert all(n == 0 for s, n in zip(splits, n_tiles) if s == "gap")
+    assert indexed == int(n_tiles.sum())

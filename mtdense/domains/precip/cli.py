@@ -27,7 +27,7 @@ def _prepare(args: argparse.Namespace) -> int:
                              regrid=args.regrid, min_valid_fraction=args.min_valid,
                              bands=[int(b) for b in args.bands.split(",")],
                              extra_channels=[c for c in args.extra.split(",") if c], seed=args.seed,
-                             split_by=args.split, block_hours=args.block_hours,
+                             split_by=args.split, block_hours=args.block_hours, gap_hours=args.gap_hours,
                              val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                              label_variable=args.label_variable, min_quality=args.min_quality,
                              mask_space=not args.keep_space, scheduler=args.scheduler, workers=args.workers,
@@ -99,6 +99,8 @@ def add_commands(commands, data) -> None:
                    help="blocked: whole blocks of consecutive hours per split (default); random: per half hour")
     d.add_argument("--block-hours", type=float, default=None,
                    help="block length for --split blocked (default: longest of 24/12/6/3/1 h giving >= 10 blocks)")
+    d.add_argument("--gap-hours", type=float, default=0.0,
+                   help="leave out half hours within this many hours of a split ranked above theirs (test > val > train)")
     d.add_argument("--val-fraction", type=float, default=0.1, help="fraction of half hours in the val split")
     d.add_argument("--test-fraction", type=float, default=0.2, help="fraction of half hours in the test split")
     d.add_argument("--label-variable", default=None,

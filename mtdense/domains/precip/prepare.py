@@ -23,7 +23,8 @@ those scans), then the store ``OUT`` atomically in one pass over the parts.
 Splits are assigned (default) to whole blocks of ``block_hours`` consecutive hours of IMERG
 granules (``split_by="blocked"``, ``splits.blocked_splits``), or per granule at random
 (``split_by="random"``); either way scans sharing a label never straddle splits and the tiles
-of one scene stay together. Seeded. Normalisation statistics (per channel mean/std over valid
+of one scene stay together. Seeded. ``gap_hours`` > 0 leaves out the half hours that touch a
+higher-ranked split (``splits.embargo``; recorded as split "gap", no tiles). Normalisation statistics (per channel mean/std over valid
 pixels) use the TRAIN split only, accumulated in float64 as shifted sums and sums of squares
 while streaming; remaining NaN image pixels are then set to the train mean.
 
@@ -49,7 +50,7 @@ from mtdense.dask_client import map_in_order
 from mtdense.domains.precip.ptree import band_channel_name
 from mtdense.domains.precip.scan_tiles import Scene, ScanOptions, scan_tiles
 from mtdense.domains.precip.scene_input import group_scenes, hsd_scan_name
-from mtdense.domains.precip.splits import blocked_splits
+from mtdense.domains.precip.splits import GAP, blocked_splits, embargo
 from mtdense.errors import ConfigError, DataError
 
 REGRID_MODES = ("ahi_to_label", "label_to_ahi")
@@ -185,7 +186,7 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
                    bands: Sequence[int] = tuple(range(8, 17)), extra_channels: Sequence[str] = (),
                    val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
                    label_variable: str | None = None, split_by: str = "blocked", block_hours: float | None = None,
-                   min_quality: float | None = None, mask_space: bool = True, scheduler: str | None = None,
+                   gap_hours: float = 0.0, min_quality: float | None = None, mask_space: bool = True, scheduler: str | None = None,
                    workers: int | None = None, processes: bool = True, log=print) -> dict:
     """Write the HDF5 tile store ``out_path`` from AHI scans (P-Tree or HSD) and IMERG granules;
     returns a summary. ``scheduler``: None/"local" (a LocalCluster of ``workers`` single-thread
@@ -208,6 +209,7 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
         split_of, block_hours = blocked_splits(granules, val_fraction, test_fraction, seed, block_hours)
     else:
         split_of, block_hours = assign_splits(granules, val_fraction, test_fraction, seed), None
+    split_of = embargo(split_of, gap_hours)
     if regrid == "ahi_to_label" and any(s.segments for s in scenes):
         _require_pyresample()
     channel_names = [band_channel_name(b) for b in bands] + extra_channels
@@ -224,7 +226,7 @@ def prepare_precip(ahi_paths_or_dir, imerg_dir, out_path, tile_size: int = 64, s
     parameters = dict(tile_size=tile_size, stride=stride, regrid=regrid, min_valid_fraction=min_valid_fraction,
                       bands=bands, extra_channels=extra_channels, val_fraction=val_fraction,
                       test_fraction=test_fraction, seed=seed, label_variable=label_variable, split_by=split_by,
-                      block_hours=block_hours, min_quality=min_quality, mask_space=mask_space)
+                      block_hours=block_hours, gap_hours=gap_hours, min_quality=min_quality, mask_space=mask_space)
     summary = _write_store(out_path, scenes, parts, split_of, channel_names, tile_size, parameters, unpaired)
     parts.remove()
     return {**summary, "resumed_scans": len(scenes) - len(todo)}
@@ -254,7 +256,8 @@ def _write_store(out_path: Path, scenes: list[Scene], parts, split_of: dict, cha
             synthetic |= tiles.synthetic
             if tiles.all_missing:
                 all_missing.append(scene.imerg.name)
-            n = len(tiles.image)
+            split = split_of[scene.granule_start]
+            n = 0 if split == GAP else len(tiles.image)  # embargoed: in no split
             scene_tiles.append(n)
             if not n:
                 continue
@@ -266,7 +269,6 @@ def _write_store(out_path: Path, scenes: list[Scene], parts, split_of: dict, cha
             tile_scene[n0:n1] = k
             tile_origin[n0:n1] = tiles.origin
             tile_latlon[n0:n1] = tiles.latlon
-            split = split_of[scene.granule_start]
             split_indices[split].extend(range(n0, n1))
             if split == "train":
                 stats.add(tiles.image)
@@ -275,7 +277,8 @@ def _write_store(out_path: Path, scenes: list[Scene], parts, split_of: dict, cha
             raise ConfigError(f"prepare: no tile of {t}x{t} reached min_valid_fraction="
                               f"{parameters['min_valid_fraction']}; lower it or use smaller tiles")
         if not split_indices["train"]:
-            raise ConfigError("prepare: the train split received no tiles; change seed or fractions")
+            raise ConfigError("prepare: the train split received no tiles; change seed or fractions"
+                              + (" or lower --gap-hours" if parameters.get("gap_hours") else ""))
         mean, std = stats.mean_std(channel_names)
         for i in nan_tiles:                                      # remaining NaN image pixels -> train mean
             x = image[i]

@@ -9,6 +9,13 @@ adjacent blocks. Choose ``block_hours`` longer than the decorrelation time of th
 (hours to a day). ``block_hours=None`` (default) picks the longest of 24, 12, 6, 3 and 1 hours
 that gives at least ``MIN_BLOCKS`` blocks (day blocks for a month of data; 1 h for a few hours
 of synthetic data); the length used is returned and recorded in the tile store.
+
+Adjacent blocks of different splits still touch: rain at 11:30 in train and 12:00 in test is one
+system. ``embargo`` (``prepare-precip --gap-hours``) removes that contact, as purging/embargo do in
+time-series cross-validation (Roberts et al. 2017, Ecography 40:913, "Cross-validation strategies for
+data with temporal, spatial, hierarchical, or phylogenetic structure"): a granule within ``gap_hours``
+of a granule of a split that ranks above its own (test > val > train) is moved to ``GAP`` and
+used by no split, so the test split keeps all its granules and train gives up the most.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from mtdense.errors import ConfigError
 
 MIN_BLOCKS = 10
 CANDIDATE_HOURS = (24.0, 12.0, 6.0, 3.0, 1.0)
+GAP = "gap"
+_RANK = {"train": 0, "val": 1, "test": 2}
 
 
 def _block_index(starts: list[dt.datetime], hours: float) -> dict[dt.datetime, int]:
@@ -52,3 +61,23 @@ def blocked_splits(granule_starts: Iterable[dt.datetime], val_fraction: float, t
     names = ["val"] * counts[0] + ["test"] * counts[1] + ["train"] * (n - sum(counts))
     split_of_block = {blocks[i]: name for i, name in zip(order, names)}
     return {t: split_of_block[block_of[t]] for t in starts}, float(block_hours)
+
+
+def embargo(split_of: dict[dt.datetime, str], gap_hours: float) -> dict[dt.datetime, str]:
+    """``split_of`` with every granule within ``gap_hours`` (inclusive) of a granule of a higher-ranked
+    split (test > val > train) moved to ``GAP`` (see the module docstring)."""
+    if not gap_hours >= 0:
+        raise ConfigError(f"{gap_hours} must be >= 0", key="gap_hours")
+    if gap_hours == 0:
+        return dict(split_of)
+    times = sorted(split_of)
+    seconds = np.array([(t - times[0]).total_seconds() for t in times])
+    rank = np.array([_RANK[split_of[t]] for t in times])
+    window = gap_hours * 3600
+    out = dict(split_of)
+    for i, t in enumerate(times):
+        lo = np.searchsorted(seconds, seconds[i] - window, side="left")
+        hi = np.searchsorted(seconds, seconds[i] + window, side="right")
+        if (rank[lo:hi] > rank[i]).any():
+            out[t] = GAP
+    return out
