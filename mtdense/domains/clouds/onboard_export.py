@@ -15,6 +15,7 @@ optimisation). The mask output and its nodata logic stay integer.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -145,9 +146,13 @@ def quantize_int8(fp32: str | Path, out: str | Path, calibration: Sequence[np.nd
     out = Path(out)
     pre = out.with_name(out.stem + ".pre.onnx")
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser warns once per 1-D (normalisation) weight it keeps per tensor
     try:
         quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     finally:
+        root.setLevel(level)
         pre.unlink(missing_ok=True)
     return out
