@@ -13,6 +13,7 @@ writer) holds at most that many results at once. ``"inline"`` runs in this proce
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
@@ -63,17 +64,12 @@ def map_in_order(fn: Callable, items: Iterable, scheduler: str | None = None, wo
         return
     with dask_client(scheduler, workers, processes, log) as client:
         limit = max(1, ahead * max(1, len(client.scheduler_info().get("workers", {})) or local_workers(workers)))
-        pending, queue = deque(), iter(items)
+        queue = iter(items)
+        pending = deque(client.submit(fn, item, pure=False) for item in itertools.islice(queue, limit))
         try:
-            for item in queue:
-                pending.append(client.submit(fn, item, pure=False))
-                if len(pending) >= limit:
-                    break
             while pending:
                 result = pending.popleft().result()
-                for item in queue:                      # refill one slot
-                    pending.append(client.submit(fn, item, pure=False))
-                    break
+                pending.extend(client.submit(fn, item, pure=False) for item in itertools.islice(queue, 1))
                 yield result
         finally:
             for future in pending:
