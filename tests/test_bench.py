@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -11,8 +12,8 @@ from omegaconf import OmegaConf
 import mtdense.bench.runner as runner_mod
 from conftest import tiny_config
 from mtdense.bench.grid import load_grid, single_task_config
-from mtdense.bench.profile import count_parameters, flops_per_image
-from mtdense.bench.report import _plateau, summarize_pair
+from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
+from mtdense.bench.report import _pair_markdown, _plateau, summarize_pair
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.runner import run_bench
 from mtdense.config import from_dict
@@ -108,6 +109,45 @@ def test_flops_and_params_of_a_known_layer():
     assert count_parameters(conv) == 4 * 27 + 4
 
 
+class _Waits(torch.nn.Module):
+    """A forward that waits 30 ms without computing, as a forward does while a neighbour holds the core."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        time.sleep(0.03)
+        return x * self.w
+
+
+def test_latency_is_thread_cpu_time_so_a_busy_machine_does_not_inflate_it():
+    # before: wall time, so the bench's two workers inflated each other's latency (a 0-parameter
+    # identity module measured 3x slower than a module with more FLOPs in the same table)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ms, clock = cpu_latency_ms(_Waits(), (1, 4, 4), runs=3, warmup=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert clock == "thread CPU" and ms < 10
+
+
+def test_costs_measured_with_different_clocks_are_not_tabulated_together():
+    grid_pair = type("P", (), {"per_task": {"height": "rmse"}, "per_metric": {"height": ["rmse"]},
+                               "config": "tiny.yaml", "data": "synthetic"})()
+    old = {"variant": "baseline:height", "kind": "baseline", "seed": 0, "tasks": ["height"], "baselines": [],
+           "metrics": {"height": {"rmse": 2.0}}, "params": 10, "flops_per_image": 100, "latency_ms": 9.0,
+           "throughput_img_s": 5.0, "protocol": {}}
+    new = {**old, "variant": "mtl", "kind": "multitask", "baselines": ["baseline:height"],
+           "latency_clock": "thread CPU", "cost_clock": "cpu", "latency_ms": 1.0}
+    text = "\n".join(_pair_markdown("p", summarize_pair(grid_pair, [old, new])))
+    assert "different clocks" in text and "9.00" not in text and "img/s" not in text
+    same = "\n".join(_pair_markdown("p", summarize_pair(grid_pair, [{**old, "latency_clock": "thread CPU",
+                                                                      "cost_clock": "cpu"}, new])))
+    assert "CPU latency [ms, thread CPU time]" in same and "train [img/CPU-s]" in same
+
+
 def test_results_file_is_strict_json_and_names_bad_lines(tmp_path):
     store = ResultsFile(tmp_path / "results.jsonl")
     store.append({"key": "a/b/seed0", "x": float("nan")})
@@ -139,6 +179,7 @@ def test_results_have_metrics_and_costs(finished_bench):
                                "epochs": 1, "batch_size": 4, "steps": 4}
     assert rec["scored_split"] == "val" and rec["curve"][0]["step"] == 4 and "val/semantic/miou" in rec["curve"][0]
     assert rec["latency_ms"] > 0 and rec["throughput_img_s"] > 0 and rec["resumed_from_step"] == 0
+    assert rec["latency_clock"] == "thread CPU" and rec["cost_clock"] == "cpu"
     for variant in ("equal", "height_x3", "baseline:semantic"):
         flops = {records[f"shapes/{variant}/seed{s}"]["flops_per_image"] for s in (0, 1)}
         assert len(flops) == 1 and flops.pop() > 0

@@ -28,6 +28,15 @@ from mtdense.bench.grid import Grid, Pair
 from mtdense.bench.statistics import compare_variants, mean_interval
 
 DELTA_VARIANTS = {"per_task": "Δm per-task", "per_metric": "Δm per-metric"}
+# cost columns by the clocks a record was measured with (latency clock | training-time clock);
+# records written before costs were CPU times carry neither and were wall-clock throughout
+COST_UNITS = {"thread CPU|cpu": ("CPU latency [ms, thread CPU time]", "train [img/CPU-s]"),
+              "wall|cpu": ("latency [ms, wall]", "train [img/CPU-s]"),
+              "wall|wall": ("latency [ms, wall]", "train [img/s, wall]")}
+
+
+def _clock(record: dict[str, Any]) -> str:
+    return f"{record.get('latency_clock', 'wall')}|{record.get('cost_clock', 'wall')}"
 SCORED_KINDS = ("multitask", "composite", "rule")  # kinds compared with the single-task baselines
 NON_LEARNED = "non-learned rule"
 
@@ -87,6 +96,7 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
             "params": stats([r["params"] for r in recs]), "flops_per_image": stats([r["flops_per_image"] for r in recs]),
             "latency_ms": stats([r["latency_ms"] for r in recs]),
             "throughput_img_s": stats([r["throughput_img_s"] for r in recs]),
+            "clocks": sorted({_clock(r) for r in recs if r.get("latency_ms") is not None}),
             "scored_split": sorted({r.get("scored_split", "val") for r in recs}),
             "plateau": {"reached": sum(1 for r in recs if r.get("plateau")),
                         "assessed": sum(1 for r in recs if r.get("plateau") is not None), "runs": len(recs)},
@@ -176,11 +186,13 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     present = {k for v in p["variants"].values() for k in v["metrics"]}
     declared = [f"{t}/{m}" for t, m in p["delta_m"]["per_task"].items()] + per_metric
     metric_cols = [k for k in dict.fromkeys(declared) if k in present]
+    clocks = {c for v in p["variants"].values() for c in v.get("clocks", [])}
+    cost_units = COST_UNITS.get(clocks.pop() if len(clocks) == 1 else "mixed")
     header = (["variant", "seeds"] + [c.replace("/", " ") for c in metric_cols]
               + [f"{DELTA_VARIANTS['per_task']} [%]", f"{DELTA_VARIANTS['per_metric']} [%]",
-                 "params", "MFLOPs/img", "CPU latency [ms]", "train [img/s]"])
+                 "params", "MFLOPs/img"] + (list(cost_units) if cost_units else []))
     multitask = [vn for vn, v in p["variants"].items() if v["kind"] == "multitask"]
-    ref_speed = p["variants"][multitask[0]]["throughput_img_s"]["mean"] if multitask else None
+    ref_speed = p["variants"][multitask[0]]["throughput_img_s"]["mean"] if multitask and cost_units else None
     if ref_speed:
         header.append(f"step time vs {multitask[0]}")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -191,16 +203,21 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
         row += [_pm(dm.get(dv), "+.2f") if v["kind"] != "baseline" else "(reference)" for dv in DELTA_VARIANTS]
         params = v["params"]["mean"]
         flops = v["flops_per_image"]["mean"]
-        row += [f"{params:,.0f}" if params is not None else "–", f"{flops / 1e6:,.1f}" if flops is not None else "–",
-                _pm(v["latency_ms"], ".2f"), _pm(v["throughput_img_s"], ".1f")]
+        row += [f"{params:,.0f}" if params is not None else "–", f"{flops / 1e6:,.1f}" if flops is not None else "–"]
+        if cost_units:
+            row += [_pm(v["latency_ms"], ".2f"), _pm(v["throughput_img_s"], ".1f")]
         if ref_speed:
             speed = v["throughput_img_s"]["mean"]
             row.append(f"{ref_speed / speed:.2f}×" if speed else "–")
         lines.append("| " + " | ".join(row) + " |")
+    if not cost_units:
+        lines += ["", "Latency and training speed are not shown: the runs of this pair were measured with "
+                      "different clocks (wall and CPU time), which cannot be compared."]
     tot = p["single_task_total"]
     if tot["baselines"]:
+        latency = f", {tot['latency_ms']:.2f} ms" if cost_units else ""
         lines += ["", f"Single-task baselines together ({', '.join(tot['baselines'])}): {tot['params']:,.0f} params, "
-                      f"{tot['flops_per_image'] / 1e6:,.1f} MFLOPs/img, {tot['latency_ms']:.2f} ms."]
+                      f"{tot['flops_per_image'] / 1e6:,.1f} MFLOPs/img{latency}."]
     rules = {vn: v["rule"] for vn, v in p["variants"].items() if v["kind"] == "rule"}
     if rules:
         lines += ["", "Non-learned rules, scored once on the same split as the learned variants (deterministic: "
@@ -289,9 +306,10 @@ def markdown(summary: dict[str, Any], plot_name: str | None) -> str:
         "±(M_mtl − M_stl)/M_stl × 100 (positive = better than single-task), per seed against the baselines "
         "of the same seed; mean ± sample std over seeds, 95 % CIs in the paired tables.",
         "- Cost: parameters; FLOPs of one batch-1 forward at the training resolution "
-        "(torch.utils.flop_counter: conv/matmul, 1 multiply-add = 2 FLOPs); CPU latency = median of batch-1 "
-        "forwards after warm-up; training throughput = images of one epoch / last epoch's wall time "
-        "(data loading included).", ""]
+        "(torch.utils.flop_counter: conv/matmul, 1 multiply-add = 2 FLOPs); latency = median of batch-1 "
+        "forwards after warm-up, in CPU time of the forward's thread when torch uses one thread; training "
+        "throughput = images of one epoch / that epoch's process CPU time (data loading included); CPU times "
+        "because two workers share the machine, so wall times would measure the neighbour too.", ""]
     for name, p in summary["pairs"].items():
         lines += _pair_markdown(name, p)
     if summary["skipped"]:

@@ -9,8 +9,10 @@ fingerprint no longer matches the grid, and continues an interrupted run from it
 checkpoint with ``Trainer.fit(resume=...)``, which resumes exactly. Non-learned rules
 (``mtdense.bench.rules``) are built and scored first, so a bad rule fails before any training.
 Training throughput is
-the images of one epoch over the last epoch's ``train/epoch_seconds`` (data loading
-included), or None when a run was resumed after its last epoch had already finished.
+the images of one epoch over the last epoch's ``train/epoch_cpu_seconds`` (process CPU time,
+data loading included when it runs in-process), or None when a run was resumed after its
+last epoch had already finished. Costs are CPU times (``cost_clock``) because a bench shares
+the machine between workers: wall times there measure the neighbours as much as the model.
 """
 
 from __future__ import annotations
@@ -75,13 +77,14 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
         val = trainer.evaluate("val")
     seconds, cpu_seconds = time.perf_counter() - tic, time.process_time() - cpu_tic
     images_per_epoch = trainer.steps_per_epoch * int(cfg.data.batch_size) * int(cfg.trainer.accumulate)
-    epoch_seconds = val.get("train/epoch_seconds")
+    epoch_cpu_seconds = val.get("train/epoch_cpu_seconds")
     shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
     model = trainer.model
     curve = learning_curve(run_dir)
     monitor = cfg.trainer.monitor or "val/loss"
     selected = score_selected(trainer, run.tasks)  # loads the best-on-val weights: profile after this
     val_metrics = split_metrics(val, run.tasks, "val")
+    latency_ms, latency_clock = cpu_latency_ms(model, shape, int(profile["latency_runs"]), int(profile["warmup"]))
     return {
         "key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": run.kind,
         "tasks": run.tasks, "baselines": run.baselines, "labels": run.labels,
@@ -90,8 +93,9 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
         "plateau": plateaued(curve, monitor, str(cfg.trainer.monitor_mode)),
         "params": count_parameters(model),
         "flops_per_image": flops_per_image(model, shape),
-        "latency_ms": cpu_latency_ms(model, shape, int(profile["latency_runs"]), int(profile["warmup"])),
-        "throughput_img_s": images_per_epoch / epoch_seconds if epoch_seconds else None,
+        "latency_ms": latency_ms, "latency_clock": latency_clock,
+        "throughput_img_s": images_per_epoch / epoch_cpu_seconds if epoch_cpu_seconds else None,
+        "cost_clock": "cpu",
         "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "resumed_from_step": resumed_from,
         "protocol": {"input_shape": list(shape), "train_images": len(trainer.exp.dataset("train")),
                      "val_images": len(trainer.exp.dataset("val")), "epochs": int(cfg.trainer.max_epochs),
