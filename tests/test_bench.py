@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -453,3 +454,13 @@ def test_a_bad_rule_fails_before_any_run_naming_the_key(tmp_path, constant_rule,
                                           r"\(did you mean 'height'\?\)"):
         run_bench(grid, tmp_path / "out", log=lambda msg: None, scheduler="inline")
     assert constructed == []
+
+
+@pytest.mark.parametrize("grid_file", sorted((Path(__file__).resolve().parents[1] / "mtdense" / "configs" / "bench").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_grid_loads_and_names_its_reference(grid_file):
+    grid = load_grid(grid_file)
+    runs = grid.runs(Path("unused"))
+    assert runs and len(grid.seeds) >= 3
+    variants = {r.variant for r in runs} | {c.variant for c in grid.composite_runs(Path("unused"))}
+    assert grid.reference is None or grid.reference in variants
