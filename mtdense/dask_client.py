@@ -5,6 +5,15 @@
 * ``scheduler="tcp://host:8786"``: a user's existing cluster (``dask scheduler`` + ``dask
   worker``); its workers must see the same files and have mtdense installed.
 
+Worker processes of a LocalCluster keep freed memory for reuse: Dask's nanny starts them with
+``MALLOC_TRIM_THRESHOLD_=65536`` (return memory to the OS eagerly), which also switches off
+glibc's dynamic mmap threshold, so every tensor above 128 KiB is a fresh ``mmap`` whose pages
+fault in zeroed: measured on a street training step in a worker thread, 1.06 M minor faults
+and 2.4–2.8 s of system time per 40 steps, twice the wall time of the same steps with
+``MALLOC_TRIM_THRESHOLD_=256 MiB, MALLOC_MMAP_THRESHOLD_=32 MiB`` (10 k faults, 0.01–0.04 s
+system). A user's own cluster (``scheduler=ADDRESS``) keeps the environment its workers were
+started with; start them with these two variables for the same effect.
+
 ``map_in_order`` runs a function over items on such a client and yields the results in the
 order of the items, with a bounded number of tasks in flight, so that the caller (the single
 writer) holds at most that many results at once. ``"inline"`` runs in this process instead.
@@ -20,6 +29,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 DEFAULT_WORKERS = 2
 LOCAL = (None, "local")
+#: glibc malloc settings for worker processes (see the module docstring)
+WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": 256 * 2**20, "MALLOC_MMAP_THRESHOLD_": 32 * 2**20}
 
 
 def local_workers(workers: int | None) -> int:
@@ -32,12 +43,15 @@ def local_workers(workers: int | None) -> int:
 def dask_client(scheduler: str | None = None, workers: int | None = None, processes: bool = True,
                 log: Callable[[str], None] = print) -> Iterator[Any]:
     """A client of a new LocalCluster (closed on exit) or of the cluster at ``scheduler``."""
+    import dask
     from dask.distributed import Client, LocalCluster
 
     cluster = None
     if scheduler in LOCAL:
         n = local_workers(workers)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0")
+        environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()}
+        with dask.config.set(environ):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0")
         log(f"dask: LocalCluster with {n} single-thread worker(s)")
     client = Client(cluster if cluster is not None else scheduler)
     try:
