@@ -33,6 +33,8 @@ from mtdense.engine.builder import Experiment, build_experiment, make_loader
 from mtdense.engine.checkpoint import (clean_temporary, complete_checkpoints, prune_checkpoints, read_checkpoint,
                                        read_trainer_state, resume_checkpoint, save_checkpoint, write_pointer)
 from mtdense.engine.evaluator import Evaluator
+from mtdense.engine.finite_losses import FiniteLossCheck
+from mtdense.engine.label_coverage import LabelCoverage
 from mtdense.engine.run_lock import RunLock
 from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
@@ -40,7 +42,7 @@ from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
 from mtdense.balancing.base import build_balancer
 from mtdense.balancing.gradients import parameter_names, parameters_named, shared_parameters
 from mtdense.engine.stop_signals import StopOnSignal
-from mtdense.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError
+from mtdense.errors import CheckpointError, ConfigError, Interrupted, TrainingError
 from mtdense.models.seeded_init import seeded
 from mtdense.registry import BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
@@ -71,8 +73,7 @@ class Trainer:
             raise ConfigError(f"fp16 needs loss scaling, which balancer {cfg.balancer.type!r} (a gradient method) does "
                               "not support; use trainer.precision=bf16 or fp32", key="trainer.precision")
         self.balancer.grad_scaler = self.runtime.grad_scaler
-        self._pending_finite: list[tuple] = []  # (step, loss names, device values + input finiteness, sample ids)
-        self._labelled = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)  # first epoch
+        self.label_coverage = LabelCoverage(self.tasks, self.device)  # counted in the first epoch
         #: parameters two or more task losses reach, from the first batch's autograd graph (saved with the run)
         self.shared_params: list[nn.Parameter] | None = None
         self.teachers = nn.ModuleDict({
@@ -96,6 +97,7 @@ class Trainer:
         self.scheduler = build_scheduler(t, self.optimizer, self.steps_per_epoch * int(t.max_epochs))
         self.run_dir = Path(t.out_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
+        self.finite_losses = FiniteLossCheck(last_good=self.ckpt_dir)
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -181,50 +183,11 @@ class Trainer:
             return None
         return sum(self.exp.coupling_weight(c, self.global_step) * losses[c] / n for c in self.couplings)
 
-    def _record_finite(self, losses: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
-        """Remember this micro-batch's losses (on the device) for ``check_finite``; no host sync."""
-        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
-        inputs_ok = torch.isfinite(batch["image"]).all().float()[None]
-        ids = batch.get("meta", {}).get("id")
-        self._pending_finite.append((self.global_step, list(losses), torch.cat([values, inputs_ok]),
-                                     list(ids)[:8] if ids is not None else None))
-
     def check_finite(self, extra: dict[str, Any] | None = None) -> dict[str, float]:
         """Raise ``TrainingError`` for the first non-finite loss since the last check; return
         ``extra``'s tensors as floats. One host synchronisation for both (the trainer calls this
         at each logging interval and before checkpoints and evaluations)."""
-        extra = extra or {}
-        tensors = [k for k, v in extra.items() if isinstance(v, torch.Tensor)]
-        pending, self._pending_finite = self._pending_finite, []
-        parts = [torch.stack([extra[k].detach().double().reshape(()) for k in tensors])] if tensors else []
-        parts += [row.double() for *_, row, _ in pending]
-        host = torch.cat(parts).tolist() if parts else []  # the one host synchronisation
-        out = {k: (host[tensors.index(k)] if k in tensors else v) for k, v in extra.items()}
-        offset = len(tensors)
-        for step, names, row, ids in pending:
-            values, inputs_ok = host[offset:offset + len(names)], host[offset + len(names)]
-            offset += len(names) + 1
-            bad = [(k, v) for k, v in zip(names, values) if not math.isfinite(v)]
-            if bad:
-                hint = ("the input batch itself contains NaN/Inf: check the dataset's fill handling and normalisation"
-                        if not inputs_ok else
-                        "lower trainer.lr, set trainer.grad_clip, use trainer.precision=fp32, or check the target "
-                        "transform")
-                raise TrainingError(
-                    f"step {step}: non-finite loss for {', '.join(k for k, _ in bad)} "
-                    f"({', '.join(f'{k}={v:.4g}' for k, v in bad)}); {hint}. "
-                    f"Samples: {ids if ids is not None else 'unknown'}. The last good checkpoint is in {self.ckpt_dir}")
-        return out
-
-    def _check_labelled(self) -> None:
-        """Every task had valid labels somewhere in the first epoch (else it trains on nothing)."""
-        counts = self._labelled.clone()
-        if dist_utils.is_distributed():
-            torch.distributed.all_reduce(counts)
-        empty = [f"{name!r} (target {t.target!r})" for (name, t), c in zip(self.tasks.items(), counts.tolist()) if c == 0]
-        if empty:
-            raise DataError(f"the training split has no valid label for task {', '.join(empty)} in the whole first "
-                            "epoch: every pixel is masked invalid; check the data's valid masks or remove the task")
+        return self.finite_losses.check(extra)
 
     def train_step(self, micro_batches: list[dict[str, Any]]) -> dict[str, Any]:
         """One optimizer step over ``len(micro_batches)`` accumulated micro-batches.
@@ -249,9 +212,9 @@ class Trainer:
                 if self.shared_params is None:
                     self.shared_params = shared_parameters(self.model, task_losses)
                 self.balancer.backward(task_losses, self.shared_params, self._weighted_couplings(losses, n))
-            self._record_finite(losses, batch)
+            self.finite_losses.record(self.global_step, losses, batch)
             if self.epoch == 0:  # valid label pixels per task, checked once after the first epoch
-                self._labelled += torch.stack([batch["valid"][t.target].sum() for t in self.tasks.values()])
+                self.label_coverage.count(batch)
             if self.balancer.needs_post_step_losses:
                 prepared.append(batch)
             for k, v in losses.items():
@@ -468,7 +431,7 @@ class Trainer:
                 del it, loader
                 self.epoch += 1
                 if self.epoch == 1 and from_scratch:
-                    self._check_labelled()
+                    self.label_coverage.check()
                 self.batch_in_epoch = 0
                 epoch_time, epoch_cpu = time.perf_counter() - tic, time.process_time() - cpu_tic
                 is_best = False
