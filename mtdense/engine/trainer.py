@@ -30,12 +30,11 @@ from torch.utils.data import DataLoader
 from mtdense.config import config_changes, plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
-from mtdense.engine.checkpoint import (clean_temporary, complete_checkpoints, prune_checkpoints, read_checkpoint,
-                                       read_trainer_state, resume_checkpoint, save_checkpoint, write_pointer)
+from mtdense.engine.checkpoint import read_checkpoint, read_trainer_state, resume_checkpoint
 from mtdense.engine.evaluator import Evaluator
 from mtdense.engine.finite_losses import FiniteLossCheck
 from mtdense.engine.label_coverage import LabelCoverage
-from mtdense.engine.run_lock import RunLock
+from mtdense.engine.run_folder import RunFolder
 from mtdense.engine.runtime import Runtime
 from mtdense.engine.schedule import build_optimizer, build_scheduler
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
@@ -96,8 +95,8 @@ class Trainer:
             self.exp.dataset("val")
         self.scheduler = build_scheduler(t, self.optimizer, self.steps_per_epoch * int(t.max_epochs))
         self.run_dir = Path(t.out_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
-        self.finite_losses = FiniteLossCheck(last_good=self.ckpt_dir)
+        self.run_folder = RunFolder(self.run_dir, int(t.keep_checkpoints))
+        self.finite_losses = FiniteLossCheck(last_good=self.run_folder.checkpoints)
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -268,17 +267,9 @@ class Trainer:
         self.check_finite()
         if not dist_utils.is_main():
             return None
-        name = f"step_{self.global_step:08d}"
-        folder = save_checkpoint(self.ckpt_dir / name, self.model.state_dict(), to_yaml(self.cfg), self.exp.spec(), self.state())
-        write_pointer(self.ckpt_dir / "last", folder.name)
-        if is_best:
-            write_pointer(self.ckpt_dir / "best", folder.name)
+        folder = self.run_folder.save(self.global_step, self.model.state_dict(), to_yaml(self.cfg), self.exp.spec(),
+                                      self.state(), is_best)
         self.saved_step = self.global_step
-        protect = {folder.name}
-        best_ptr = self.ckpt_dir / "best"
-        if best_ptr.is_file():
-            protect.add(best_ptr.read_text(errors="replace").strip())
-        prune_checkpoints(self.ckpt_dir, int(self.cfg.trainer.keep_checkpoints), protect)
         return folder
 
     def restore(self, path: str | Path) -> None:
@@ -330,18 +321,6 @@ class Trainer:
             group["lr"] = base * factor
         self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
-    def _claim_run_dir(self, resume: str | Path | None, lock: RunLock) -> None:
-        """Lock the run folder, clean what interrupted saves left, refuse to mix two runs."""
-        lock.acquire()
-        if lock.note:
-            self.notes.append(lock.note)
-        for p in clean_temporary(self.ckpt_dir):
-            self.notes.append(f"removed {p} (left by an interrupted save)")
-        if resume is None and complete_checkpoints(self.ckpt_dir):
-            raise ConfigError(f"{self.run_dir} already holds the checkpoints of a run; continue it with "
-                              f"`mtdense train --resume {self.run_dir}` or choose a new trainer.out_dir",
-                              key="trainer.out_dir")
-
     # ---------------------------------------------------------------- fit
     def _start_loggers(self, total: int) -> None:
         if not dist_utils.is_main():
@@ -366,14 +345,13 @@ class Trainer:
         return Evaluator(net, self.tasks, self.couplings, self.exp.coupling_weights, self.runtime)
 
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
-        lock = RunLock(self.run_dir)
         try:
             if dist_utils.is_main():
-                self._claim_run_dir(resume, lock)
+                self.run_folder.claim(resuming=resume is not None, notes=self.notes)
             if resume is not None:
                 self.restore(resume)
             if dist_utils.is_main():
-                (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
+                self.run_folder.write_config(to_yaml(self.cfg))
                 for note in self.notes:
                     print(f"mtdense: note: {note}", file=sys.stderr)
             with StopOnSignal() as stop:
@@ -385,7 +363,7 @@ class Trainer:
                                     "another rank stalled or died; see its log") from exc
             raise
         finally:
-            lock.release()
+            self.run_folder.release()
 
     def _stop_requested(self, stop: StopOnSignal) -> None:
         """After a step: if any rank got SIGINT/SIGTERM, save and raise ``Interrupted``. Under DDP the
@@ -394,7 +372,7 @@ class Trainer:
             return
         if not dist_utils.any_rank(stop.requested is not None, self.device):
             return
-        folder = self.save() if self.saved_step != self.global_step else self.ckpt_dir / "last"
+        folder = self.save() if self.saved_step != self.global_step else self.run_folder.checkpoints / "last"
         sig = stop.requested or signal.SIGTERM
         raise Interrupted(f"stopped by {sig.name} after step {self.global_step}; checkpoint {folder}; "
                           f"continue with: mtdense train --resume {self.run_dir}", exit_code=128 + int(sig))
