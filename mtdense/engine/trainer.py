@@ -27,21 +27,21 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from mtdense.config import config_changes, plain, to_yaml
+from mtdense.config import plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
-from mtdense.engine.checkpoint import read_checkpoint, read_trainer_state, resume_checkpoint
 from mtdense.engine.evaluator import Evaluator
 from mtdense.engine.finite_losses import FiniteLossCheck
 from mtdense.engine.label_coverage import LabelCoverage
+from mtdense.engine.resume import load_for_resume
 from mtdense.engine.run_folder import RunFolder
 from mtdense.engine.runtime import Runtime
-from mtdense.engine.schedule import build_optimizer, build_scheduler
+from mtdense.engine.schedule import build_optimizer, build_scheduler, set_base_lr
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
 from mtdense.balancing.base import build_balancer
 from mtdense.balancing.gradients import parameter_names, parameters_named, shared_parameters
 from mtdense.engine.stop_signals import StopOnSignal
-from mtdense.errors import CheckpointError, ConfigError, Interrupted, TrainingError
+from mtdense.errors import ConfigError, Interrupted, TrainingError
 from mtdense.models.seeded_init import seeded
 from mtdense.registry import BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
@@ -277,26 +277,10 @@ class Trainer:
         when ``last`` is dangling or corrupt). Config values that differ from the checkpoint's are
         reported and applied (a new ``trainer.lr`` reaches the restored schedule); model changes
         that make the weights unusable are named by config key."""
-        folder, note = resume_checkpoint(path)
-        if note:
-            self.notes.append(note)
-        ckpt = read_checkpoint(folder)
-        changed = config_changes(OmegaConf.to_container(ckpt["config"]), OmegaConf.to_container(self.cfg, resolve=True))
-        if changed:
-            self.notes.append("resume: config differs from the checkpoint's: " + "; ".join(
-                f"{k} {a!r} → {b!r}" for k, a, b in changed))
-        try:
-            self.model.load_state_dict(ckpt["weights"])
-        except RuntimeError:
-            model_keys = [k for k, _, _ in changed if k.startswith("model.")]
-            raise CheckpointError(
-                f"{folder}: its weights do not fit this model; changed model options: "
-                f"{', '.join(model_keys) or 'none (the model code changed)'} — resume with the checkpoint's model "
-                "config or start a new run") from None
-        s = read_trainer_state(folder)
+        s = load_for_resume(path, self.cfg, self.model, self.notes)
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
-        self._apply_configured_lr()
+        set_base_lr(self.optimizer, self.scheduler, float(self.cfg.trainer.lr))
         self.balancer.load_state_dict(s["balancer"])
         self.global_step, self.epoch, self.batch_in_epoch, self.best = s["global_step"], s["epoch"], s["batch_in_epoch"], s["best"]
         if s.get("shared_params") is not None:
@@ -311,15 +295,6 @@ class Trainer:
             self.runtime.grad_scaler.load_state_dict(s["grad_scaler"])
         set_rng_state(s["rng"])
         self.saved_step = self.global_step
-
-    def _apply_configured_lr(self) -> None:
-        """The restored schedule continues from its step, with the *configured* base lr."""
-        base = float(self.cfg.trainer.lr)
-        self.scheduler.base_lrs = [base] * len(self.optimizer.param_groups)
-        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = base * factor
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     # ---------------------------------------------------------------- fit
     def _start_loggers(self, total: int) -> None:
