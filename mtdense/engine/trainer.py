@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
 from mtdense.balancing.base import build_balancer
 from mtdense.balancing.gradients import parameter_names, parameters_named, shared_parameters
 from mtdense.engine.stop_signals import StopOnSignal
-from mtdense.errors import ConfigError, Interrupted, TrainingError
+from mtdense.errors import ConfigError, TrainingError
 from mtdense.models.seeded_init import seeded
 from mtdense.registry import BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
 
@@ -345,12 +344,9 @@ class Trainer:
         ranks agree at logging steps only (one all-reduce), so no extra host sync per step."""
         if self.distributed and self.global_step % int(self.cfg.trainer.log_every_steps):
             return
-        if not dist_utils.any_rank(stop.requested is not None, self.device):
-            return
-        folder = self.save() if self.saved_step != self.global_step else self.run_folder.checkpoints / "last"
-        sig = stop.requested or signal.SIGTERM
-        raise Interrupted(f"stopped by {sig.name} after step {self.global_step}; checkpoint {folder}; "
-                          f"continue with: mtdense train --resume {self.run_dir}", exit_code=128 + int(sig))
+        last = self.run_folder.checkpoints / "last"
+        stop.stop_if_requested(self.global_step, self.run_dir, device=self.device,
+                               save=lambda: self.save() if self.saved_step != self.global_step else last)
 
     def _fit(self, stop: StopOnSignal) -> dict[str, float]:
         t = self.cfg.trainer
