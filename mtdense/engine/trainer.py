@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
@@ -32,6 +32,7 @@ from mtdense.engine.builder import Experiment, build_experiment, make_loader
 from mtdense.engine.evaluator import Evaluator
 from mtdense.engine.finite_losses import FiniteLossCheck
 from mtdense.engine.label_coverage import LabelCoverage
+from mtdense.engine.logger_group import LoggerGroup
 from mtdense.engine.resume import load_for_resume
 from mtdense.engine.run_folder import RunFolder
 from mtdense.engine.runtime import Runtime
@@ -42,7 +43,7 @@ from mtdense.balancing.gradients import parameter_names, parameters_named, share
 from mtdense.engine.stop_signals import StopOnSignal
 from mtdense.errors import ConfigError, TrainingError
 from mtdense.models.seeded_init import seeded
-from mtdense.registry import BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
+from mtdense.registry import BATCH_TRANSFORMS, HOOKS, TEACHERS
 
 
 class Trainer:
@@ -100,7 +101,7 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.best: float | None = None
-        self.loggers: list = []
+        self.loggers = LoggerGroup()
         self.saved_step: int | None = None  # the step of the newest checkpoint this process wrote
         self.notes: list[str] = []  # what a resume or start-up did that the user should know
 
@@ -296,23 +297,6 @@ class Trainer:
         self.saved_step = self.global_step
 
     # ---------------------------------------------------------------- fit
-    def _start_loggers(self, total: int) -> None:
-        if not dist_utils.is_main():
-            return
-        cfg_plain = OmegaConf.to_container(self.cfg, resolve=True)
-        for i, lcfg in enumerate(plain(self.cfg.logging.get("loggers", [])) or []):
-            self.loggers.append(LOGGERS.build(lcfg, f"logging.loggers.{i}", run_dir=self.run_dir, config=cfg_plain))
-        for lg in self.loggers:
-            lg.start(total, self.global_step, self.best)
-
-    def _eval_progress(self, done: int, total: int) -> None:
-        for lg in self.loggers:
-            lg.eval_progress(done, total)
-
-    def _log(self, metrics: dict[str, float]) -> None:
-        for lg in self.loggers:
-            lg.log(metrics, self.global_step)
-
     def evaluator(self) -> Evaluator:
         """Scores ``trainer.eval_model``: the student being trained, or one of the teachers."""
         net = self.net if self.eval_net is None else self.eval_net
@@ -351,7 +335,7 @@ class Trainer:
     def _fit(self, stop: StopOnSignal) -> dict[str, float]:
         t = self.cfg.trainer
         per_epoch = self.steps_per_epoch
-        self._start_loggers(per_epoch * int(t.max_epochs))
+        self.loggers.start(self.cfg, self.run_dir, per_epoch * int(t.max_epochs), self.global_step, self.best)
         for hook in self.step_hooks:
             hook.on_fit_start(self)
         evaluator = self.evaluator()
@@ -367,11 +351,10 @@ class Trainer:
                     micro = [next(it) for _ in range(acc)]
                     logged = self.train_step(micro)
                     self.batch_in_epoch += acc
-                    for lg in self.loggers:
-                        lg.advance(self.global_step)
+                    self.loggers.advance(self.global_step)
                     if self.global_step % int(t.log_every_steps) == 0:
                         logged = dist_utils.all_reduce_mean(self.check_finite(logged))
-                        self._log({f"train/{k}": v for k, v in logged.items()})
+                        self.loggers.log({f"train/{k}": v for k, v in logged.items()}, self.global_step)
                     last_of_epoch = self.batch_in_epoch >= per_epoch * acc  # saved below, after evaluation
                     if t.checkpoint_every_steps and self.global_step % int(t.checkpoint_every_steps) == 0 \
                             and not last_of_epoch:
@@ -387,19 +370,17 @@ class Trainer:
                 due = self.epoch % int(t.eval_every_epochs) == 0 or self.epoch == int(t.max_epochs)
                 if "val" in self.cfg.data and due:
                     self.check_finite()
-                    last_metrics = evaluator.run(self._loader("val", shuffle=False), "val", progress=self._eval_progress)
+                    last_metrics = evaluator.run(self._loader("val", shuffle=False), "val", progress=self.loggers.eval_progress)
                     last_metrics["train/epoch_seconds"] = epoch_time
                     last_metrics["train/epoch_cpu_seconds"] = epoch_cpu
                     is_best = self._update_best(last_metrics)
-                    self._log(last_metrics)
+                    self.loggers.log(last_metrics, self.global_step)
                 self.balancer.on_epoch_end()
                 for hook in self.step_hooks:
                     hook.on_epoch_end(self)
                 self.save(is_best=is_best)
         finally:
-            for lg in self.loggers:
-                lg.close()
-            self.loggers = []
+            self.loggers.close()
         dist_utils.barrier()  # every rank returns only after rank 0 has written the last checkpoint
         return last_metrics
 
