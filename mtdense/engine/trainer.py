@@ -14,7 +14,6 @@ are plugins (``mtdense.engine.hooks``).
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from mtdense.engine.evaluator import Evaluator
 from mtdense.engine.finite_losses import FiniteLossCheck
 from mtdense.engine.label_coverage import LabelCoverage
 from mtdense.engine.logger_group import LoggerGroup
+from mtdense.engine.monitor import Monitor
 from mtdense.engine.resume import load_for_resume
 from mtdense.engine.run_folder import RunFolder
 from mtdense.engine.runtime import Runtime
@@ -100,7 +100,8 @@ class Trainer:
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
-        self.best: float | None = None
+        self.monitor = Monitor.from_config(t)
+        self.best: float | None = None  # the monitored value of the best checkpoint
         self.loggers = LoggerGroup()
         self.saved_step: int | None = None  # the step of the newest checkpoint this process wrote
         self.notes: list[str] = []  # what a resume or start-up did that the user should know
@@ -385,9 +386,8 @@ class Trainer:
         return last_metrics
 
     def _update_best(self, metrics: dict[str, float]) -> bool:
-        value = metrics[self.cfg.trainer.monitor or "val/loss"]  # checked when the experiment was built
-        better = self.best is None or (value < self.best if self.cfg.trainer.monitor_mode == "min" else value > self.best)
-        if better and math.isfinite(value):
+        value = metrics[self.monitor.key]  # checked when the experiment was built
+        if self.monitor.improves(value, self.best):
             self.best = value
             return True
         return False
