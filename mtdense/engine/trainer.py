@@ -9,6 +9,11 @@ clipping → optimizer and schedule step → hooks' ``after_optimizer_step`` (e.
 The trainer has no method-specific branches: balancers that combine per-task gradients say
 ``reduces_gradients`` and do their own single reduction; teachers, batch transforms and hooks
 are plugins (``mtdense.engine.hooks``).
+
+Around the loop, each in its own module: the run folder and its checkpoints (``run_folder``),
+resuming (``resume``), the deferred non-finite loss check (``finite_losses``), the first-epoch
+label check (``label_coverage``), best-checkpoint selection (``monitor``), the run's loggers
+(``logger_group``) and stopping on a signal (``stop_signals``).
 """
 
 from __future__ import annotations
@@ -297,12 +302,23 @@ class Trainer:
         set_rng_state(s["rng"])
         self.saved_step = self.global_step
 
-    # ---------------------------------------------------------------- fit
+    # ---------------------------------------------------------------- evaluation
     def evaluator(self) -> Evaluator:
         """Scores ``trainer.eval_model``: the student being trained, or one of the teachers."""
         net = self.net if self.eval_net is None else self.eval_net
         return Evaluator(net, self.tasks, self.couplings, self.exp.coupling_weights, self.runtime)
 
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        return self.evaluator().run(self._loader(split, shuffle=False), split)
+
+    def _update_best(self, metrics: dict[str, float]) -> bool:
+        value = metrics[self.monitor.key]  # checked when the experiment was built
+        if self.monitor.improves(value, self.best):
+            self.best = value
+            return True
+        return False
+
+    # ---------------------------------------------------------------- fit
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
         try:
             if dist_utils.is_main():
@@ -384,13 +400,3 @@ class Trainer:
             self.loggers.close()
         dist_utils.barrier()  # every rank returns only after rank 0 has written the last checkpoint
         return last_metrics
-
-    def _update_best(self, metrics: dict[str, float]) -> bool:
-        value = metrics[self.monitor.key]  # checked when the experiment was built
-        if self.monitor.improves(value, self.best):
-            self.best = value
-            return True
-        return False
-
-    def evaluate(self, split: str = "val") -> dict[str, float]:
-        return self.evaluator().run(self._loader(split, shuffle=False), split)
