@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +12,10 @@ from omegaconf import OmegaConf
 
 import mtdense.bench.runner as runner_mod
 from conftest import tiny_config
-from mtdense.bench.grid import load_grid, single_task_config
-from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
-from mtdense.bench.report import _pair_markdown, _plateau, summarize_pair
+from mtdense.bench.grid import fingerprint, load_grid, single_task_config
+from mtdense.bench.costs import cost_clock, measure_costs, read_costs
+from mtdense.bench.profile import count_parameters, flops_per_image
+from mtdense.bench.report import _plateau, summarize_pair
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.runner import run_bench
 from mtdense.config import from_dict
@@ -29,7 +31,7 @@ def write_grid(folder, seeds=2, epochs=1, axes=None):
     OmegaConf.save(OmegaConf.create(cfg), folder / "tiny.yaml")
     grid = {
         "name": "tiny", "seeds": seeds, "report_dir": str(folder / "report"),
-        "profile": {"threads": 1, "latency_runs": 3, "warmup": 1},
+        "profile": {"threads": 1, "latency_runs": 3, "warmup": 1, "rounds": 2, "train_steps": 1},
         "protocol": {"trainer.max_epochs": epochs},
         "pairs": [
             {"name": "shapes", "config": "tiny.yaml", "data": "synthetic",
@@ -109,43 +111,35 @@ def test_flops_and_params_of_a_known_layer():
     assert count_parameters(conv) == 4 * 27 + 4
 
 
-class _Waits(torch.nn.Module):
-    """A forward that waits 30 ms without computing, as a forward does while a neighbour holds the core."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(1))
-
-    def forward(self, x):
-        time.sleep(0.03)
-        return x * self.w
-
-
-def test_latency_is_thread_cpu_time_so_a_busy_machine_does_not_inflate_it():
-    # before: wall time, so the bench's two workers inflated each other's latency (a 0-parameter
-    # identity module measured 3x slower than a module with more FLOPs in the same table)
+def test_cost_clock_does_not_count_waiting_for_a_core():
+    # the bench's two workers share the cores: time spent waiting (here: sleeping) must not count
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ms, clock = cpu_latency_ms(_Waits(), (1, 4, 4), runs=3, warmup=1)
+        clock, name = cost_clock()
+        tic = clock()
+        time.sleep(0.03)
+        waited = clock() - tic
     finally:
         torch.set_num_threads(threads)
-    assert clock == "thread CPU" and ms < 10
+    assert name == "thread CPU" and waited < 0.01
 
 
-def test_costs_measured_with_different_clocks_are_not_tabulated_together():
-    grid_pair = type("P", (), {"per_task": {"height": "rmse"}, "per_metric": {"height": ["rmse"]},
-                               "config": "tiny.yaml", "data": "synthetic"})()
-    old = {"variant": "baseline:height", "kind": "baseline", "seed": 0, "tasks": ["height"], "baselines": [],
-           "metrics": {"height": {"rmse": 2.0}}, "params": 10, "flops_per_image": 100, "latency_ms": 9.0,
-           "throughput_img_s": 5.0, "protocol": {}}
-    new = {**old, "variant": "mtl", "kind": "multitask", "baselines": ["baseline:height"],
-           "latency_clock": "thread CPU", "cost_clock": "cpu", "latency_ms": 1.0}
-    text = "\n".join(_pair_markdown("p", summarize_pair(grid_pair, [old, new])))
-    assert "different clocks" in text and "9.00" not in text and "img/s" not in text
-    same = "\n".join(_pair_markdown("p", summarize_pair(grid_pair, [{**old, "latency_clock": "thread CPU",
-                                                                      "cost_clock": "cpu"}, new])))
-    assert "CPU latency [ms, thread CPU time]" in same and "train [img/CPU-s]" in same
+def test_costs_are_measured_once_interleaved_not_inside_the_runs(finished_bench):
+    # before: every run timed itself while the other worker ran, so one grid's table showed a
+    # 0-parameter identity module 3x slower than cbim and the same baseline at 4.9 vs 7.7 ms
+    grid, folder, records = finished_bench
+    assert all("latency_ms" not in r and "throughput_img_s" not in r for r in records.values())
+    costs = read_costs(folder / "out")["shapes"]
+    assert set(costs["variants"]) == {"equal", "height_x3", "baseline:semantic", "baseline:height"}
+    equal, x3 = costs["variants"]["equal"], costs["variants"]["height_x3"]
+    assert equal["step_vs_reference"] == 1.0 and equal["latency_vs_reference"] == 1.0
+    assert equal["clock"] == "thread CPU" and equal["rounds"] == 2 and x3["step_ms"] > 0 and x3["latency_ms"] > 0
+    # kept while the configs are unchanged: a resumed bench does not measure again
+    before = (folder / "out" / "costs.json").stat().st_mtime_ns
+    measure_costs(grid, folder / "out", {r.key: fingerprint(r.config) for r in grid.runs(folder / "out")},
+                  log=lambda m: pytest.fail(f"measured again: {m}"))
+    assert (folder / "out" / "costs.json").stat().st_mtime_ns == before
 
 
 def test_results_file_is_strict_json_and_names_bad_lines(tmp_path):
@@ -178,8 +172,7 @@ def test_results_have_metrics_and_costs(finished_bench):
     assert rec["protocol"] == {"input_shape": [3, 16, 24], "train_images": 16, "val_images": 8, "test_images": 0,
                                "epochs": 1, "batch_size": 4, "steps": 4}
     assert rec["scored_split"] == "val" and rec["curve"][0]["step"] == 4 and "val/semantic/miou" in rec["curve"][0]
-    assert rec["latency_ms"] > 0 and rec["throughput_img_s"] > 0 and rec["resumed_from_step"] == 0
-    assert rec["latency_clock"] == "thread CPU" and rec["cost_clock"] == "cpu"
+    assert rec["resumed_from_step"] == 0
     for variant in ("equal", "height_x3", "baseline:semantic"):
         flops = {records[f"shapes/{variant}/seed{s}"]["flops_per_image"] for s in (0, 1)}
         assert len(flops) == 1 and flops.pop() > 0
@@ -247,7 +240,7 @@ def test_delta_m_columns_by_hand():
 
     def rec(variant, kind, seed, metrics, baselines=()):
         return {"variant": variant, "kind": kind, "seed": seed, "tasks": list(metrics), "baselines": list(baselines),
-                "metrics": metrics, "params": 10, "flops_per_image": 100, "latency_ms": 1.0, "throughput_img_s": 5.0,
+                "metrics": metrics, "params": 10, "flops_per_image": 100,
                 "protocol": {}}
 
     bl = ["baseline:semantic", "baseline:height"]
@@ -285,6 +278,7 @@ def test_report_markdown_json_and_plot(finished_bench, tmp_path):
     assert "Δm per-task [%]" in text and "Δm per-metric [%]" in text
     assert "(T=2): semantic/miou, height/rmse" in text and "(K=3)" in text
     assert "| equal | 2 (0, 1) |" in text and " ± " in text and "PARTIAL" not in text
+    assert "train step [ms] | step × equal | latency [ms] | latency × equal |" in text and "| 1.00× |" in text
     assert "- precip: waiting for the precipitation pipeline" in text and "nproc" in text
     summary = json.loads((tmp_path / "tiny.json").read_text())
     equal = summary["pairs"]["shapes"]["variants"]["equal"]
@@ -460,3 +454,13 @@ def test_a_bad_rule_fails_before_any_run_naming_the_key(tmp_path, constant_rule,
                                           r"\(did you mean 'height'\?\)"):
         run_bench(grid, tmp_path / "out", log=lambda msg: None, scheduler="inline")
     assert constructed == []
+
+
+@pytest.mark.parametrize("grid_file", sorted((Path(__file__).resolve().parents[1] / "mtdense" / "configs" / "bench").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_grid_loads_and_names_its_reference(grid_file):
+    grid = load_grid(grid_file)
+    runs = grid.runs(Path("unused"))
+    assert runs and len(grid.seeds) >= 3
+    variants = {r.variant for r in runs} | {c.variant for c in grid.composite_runs(Path("unused"))}
+    assert grid.reference is None or grid.reference in variants

@@ -59,3 +59,33 @@ def test_a_run_failing_twice_is_reported_and_leaves_the_store_intact(tmp_path, m
     monkeypatch.setattr(runner_mod, "execute", original)  # fixed: --resume runs only the missing one
     assert len(run_bench(grid, tmp_path / "out", resume=True, log=messages.append, workers=1,
                          processes=False).read()) == 4
+
+
+def test_runs_start_in_grid_order_so_an_interrupted_bench_leaves_whole_seeds(monkeypatch):
+    # before: every run was submitted at once and Dask started them in its own order (a real grid
+    # ran seed 1 of two variants before seed 0 of seven), so a bench stopped at a session's end
+    # left variants with different seeds and the paired tables had little to pair
+    import random
+    import threading
+    import time as time_mod
+
+    from mtdense.bench.executor import execute_runs
+
+    started, lock, running, most = [], threading.Lock(), [0], [0]
+    durations = random.Random(0).choices([0.05, 0.4], k=12)
+
+    def fake(run, profile):
+        with lock:
+            started.append(run.key)
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time_mod.sleep(durations[int(run.key)])
+        with lock:
+            running[0] -= 1
+        return {}
+
+    monkeypatch.setattr(runner_mod, "execute", fake)
+    runs = [type("R", (), {"key": str(i)})() for i in range(12)]
+    done = []
+    execute_runs(runs, {}, lambda run, rec: done.append(run.key), print, workers=2, processes=False)
+    assert started == [str(i) for i in range(12)] and sorted(done, key=int) == started and most[0] <= 2

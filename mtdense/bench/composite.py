@@ -79,6 +79,6 @@ def evaluate_composite(run: CompositeRun) -> dict[str, Any]:
     return {"key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": "composite",
             "tasks": run.tasks, "baselines": run.baselines, "labels": {}, "members": sorted(run.members),
             "metrics": split_metrics(values, run.tasks, split), "scored_split": split,
-            "params": sum(p.numel() for p in merged.parameters()), "flops_per_image": None, "latency_ms": None,
-            "throughput_img_s": None, "train_seconds": 0.0, "train_cpu_seconds": 0.0, "resumed_from_step": 0,
+            "params": sum(p.numel() for p in merged.parameters()), "flops_per_image": None,
+            "train_seconds": 0.0, "train_cpu_seconds": 0.0, "resumed_from_step": 0,
             "protocol": {}, "curve": [], "plateau": None, "machine": None, "run_dir": None}

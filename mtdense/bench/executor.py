@@ -1,6 +1,7 @@
 """Where a bench's runs execute: a Dask cluster (default) or inline, always one results writer.
 
-``mtdense bench`` hands each unfinished run to ``dask.distributed``:
+``mtdense bench`` hands each unfinished run to ``dask.distributed``, in grid order, one run per
+worker in flight (so an interrupted bench leaves whole seeds, not scattered runs):
 
 * ``scheduler=None`` / ``"local"`` (default): a ``LocalCluster`` sized to the machine — one
   single-threaded worker process per core, at most ``workers`` (default 2, so two 1-thread
@@ -21,9 +22,10 @@ is left out of the store (a later ``--resume`` retries it), the other runs go on
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Iterable
 
-from mtdense.dask_client import dask_client
+from mtdense.dask_client import dask_client, local_workers
 from mtdense.errors import TrainingError
 
 
@@ -87,21 +89,29 @@ def _dask(runs: list[Any], profile: dict[str, Any], on_done, log, scheduler: str
     from dask.distributed import as_completed
 
     with dask_client(scheduler, workers, processes, log) as client:
+        # one run per worker in flight, the next submitted when one ends: Dask starts queued tasks in
+        # its own order, and a bench stopped at a session's end must leave whole seeds behind
+        slots = max(1, len(client.scheduler_info().get("workers", {})) or local_workers(workers))
         attempts: dict[str, int] = {}
         by_key = {run.key: run for run in runs}
-        # pure=False: a retried run is a new task; key= names it in the dashboard / logs
-        futures = [client.submit(run_remote, run, profile, pure=False, key=f"{run.key}#1") for run in runs]
+        queue = iter(runs)
+
+        def submit(run: Any, attempt: int):  # pure=False: a retried run is a new task; key= names it
+            return client.submit(run_remote, run, profile, pure=False, key=f"{run.key}#{attempt}")
+
+        finished = as_completed([submit(run, 1) for run in itertools.islice(queue, slots)])
         failed = []
-        queue = as_completed(futures)
-        for future in queue:
+        for future in finished:
             run = by_key[future.key.rsplit("#", 1)[0]]
             attempt = attempts[run.key] = attempts.get(run.key, 0) + 1
             if future.status == "error":
                 _failure(run, future.exception(), attempt, log)
                 if attempt == 1:
-                    queue.add(client.submit(run_remote, run, profile, pure=False, key=f"{run.key}#2"))
-                else:
-                    failed.append(run)
-                continue
-            on_done(run, future.result())
+                    finished.add(submit(run, 2))
+                    continue
+                failed.append(run)
+            else:
+                on_done(run, future.result())
+            for nxt in itertools.islice(queue, 1):
+                finished.add(submit(nxt, 1))
         _raise_failures(failed)

@@ -7,7 +7,7 @@ experiment configs stay relative to the working directory, as everywhere in mtde
     seeds: 5                         # count (seeds 0..N-1) or an explicit list
     reference: identity              # the plain multi-task variant (default: the first)
     report_dir: benchmarks/results
-    profile: {threads: 2, latency_runs: 30, warmup: 5}
+    profile: {threads: 1, latency_runs: 30, warmup: 5, rounds: 5, train_steps: 3}  # mtdense.bench.costs
     protocol: {trainer.max_epochs: 8, data.batch_size: 8}   # dotted overrides for every run
     prepare: [{type: synth_street, root: data/synthetic/street, n_train: 128, n_val: 32}]
     pairs:
@@ -63,7 +63,7 @@ from mtdense.registry import RULES
 
 GRID_KEYS = ("name", "seeds", "report_dir", "reference", "profile", "protocol", "prepare", "pairs", "axes")
 PAIR_KEYS = ("name", "config", "data", "overrides", "prepare", "baselines", "composites", "rules", "delta_m", "skip")
-PROFILE_DEFAULTS = {"threads": None, "latency_runs": 30, "warmup": 5}
+PROFILE_DEFAULTS = {"threads": None, "latency_runs": 30, "warmup": 5, "rounds": 5, "train_steps": 3}
 BASELINE_PREFIX = "baseline:"
 REFERENCE_KEYS = ("task", "tasks")  # option names by which a task refers to another task
 

@@ -25,14 +25,16 @@ def write_plot(summary: dict[str, Any], path: Path, delta_label: str) -> Path | 
         return None
     fig, axes = plt.subplots(len(rows), 2, figsize=(11, 4.2 * len(rows)), squeeze=False)
     for (name, pair, points), row in zip(rows, axes):
-        for ax, cost, xlabel in ((row[0], "params", "parameters"), (row[1], "latency_ms", "CPU latency, batch 1 [ms]")):
+        for ax, cost, xlabel in ((row[0], "params", "parameters"), (row[1], "latency_ms", "latency, batch 1 [ms]")):
             for vn, v in points:
                 dm = v["delta_m"]["per_task"]
-                x, xerr = v[cost]["mean"], v[cost]["std"] if cost == "latency_ms" else None
-                ax.errorbar(x, dm["mean"], yerr=dm["std"], xerr=xerr, fmt="o", capsize=3)
+                x = v["params"]["mean"] if cost == "params" else (v.get("cost") or {}).get("latency_ms")
+                if x is None:  # costs not measured for this bench folder
+                    continue
+                ax.errorbar(x, dm["mean"], yerr=dm["std"], fmt="o", capsize=3)
                 ax.annotate(vn, (x, dm["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
             total = pair["single_task_total"]
-            if total["baselines"]:
+            if total["baselines"] and total[cost] is not None:
                 ax.plot([total[cost]], [0.0], "k*", markersize=10, label="single-task models together")
             ax.axhline(0.0, color="grey", linestyle="--", linewidth=0.8)
             ax.set_xlabel(xlabel)

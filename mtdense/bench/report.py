@@ -28,15 +28,6 @@ from mtdense.bench.grid import Grid, Pair
 from mtdense.bench.statistics import compare_variants, mean_interval
 
 DELTA_VARIANTS = {"per_task": "Δm per-task", "per_metric": "Δm per-metric"}
-# cost columns by the clocks a record was measured with (latency clock | training-time clock);
-# records written before costs were CPU times carry neither and were wall-clock throughout
-COST_UNITS = {"thread CPU|cpu": ("CPU latency [ms, thread CPU time]", "train [img/CPU-s]"),
-              "wall|cpu": ("latency [ms, wall]", "train [img/CPU-s]"),
-              "wall|wall": ("latency [ms, wall]", "train [img/s, wall]")}
-
-
-def _clock(record: dict[str, Any]) -> str:
-    return f"{record.get('latency_clock', 'wall')}|{record.get('cost_clock', 'wall')}"
 SCORED_KINDS = ("multitask", "composite", "rule")  # kinds compared with the single-task baselines
 NON_LEARNED = "non-learned rule"
 
@@ -78,7 +69,11 @@ def _baseline_metrics(recs: list[dict], tasks: list[str], seed: int | None) -> d
     return out
 
 
-def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None) -> dict[str, Any]:
+def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None,
+                   costs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One pair's table: metrics, Δm per seed, paired comparisons, and the interleaved costs
+    (``mtdense.bench.costs``; ``costs`` is that pair's entry of costs.json, None if not measured)."""
+    measured = (costs or {}).get("variants", {})
     by_variant: dict[str, list[dict]] = {}
     for r in sorted(records, key=lambda r: (r["kind"] != "baseline", r["seed"])):
         by_variant.setdefault(r["variant"], []).append(r)
@@ -94,9 +89,7 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
             "metrics_per_seed": {r["seed"]: {f"{t}/{m}": r["metrics"].get(t, {}).get(m)
                                              for t, m in declared if t in tasks} for r in recs},
             "params": stats([r["params"] for r in recs]), "flops_per_image": stats([r["flops_per_image"] for r in recs]),
-            "latency_ms": stats([r["latency_ms"] for r in recs]),
-            "throughput_img_s": stats([r["throughput_img_s"] for r in recs]),
-            "clocks": sorted({_clock(r) for r in recs if r.get("latency_ms") is not None}),
+            "cost": measured.get(name),
             "scored_split": sorted({r.get("scored_split", "val") for r in recs}),
             "plateau": {"reached": sum(1 for r in recs if r.get("plateau")),
                         "assessed": sum(1 for r in recs if r.get("plateau") is not None), "runs": len(recs)},
@@ -128,7 +121,9 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
             v["delta_m_seeds"][dv] = per_seed
     first_baselines = next((v["baselines"] for v in variants.values() if v["kind"] == "multitask"), [])
     total = {k: sum(variants[b][k]["mean"] or 0.0 for b in first_baselines if b in variants)
-             for k in ("params", "flops_per_image", "latency_ms")}
+             for k in ("params", "flops_per_image")}
+    total["latency_ms"] = (sum(measured[b]["latency_ms"] for b in first_baselines)
+                           if first_baselines and all(b in measured for b in first_baselines) else None)
     config = Path(pair.config)
     shown = config.relative_to(Path.cwd()) if config.is_relative_to(Path.cwd()) else config
     multitask = {vn: v for vn, v in variants.items() if v["kind"] in SCORED_KINDS and "delta_m_seeds" in v}
@@ -143,7 +138,7 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
             "variants": variants, "single_task_total": {"baselines": first_baselines, **total}}
 
 
-def summarize(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
+def summarize(grid: Grid, records: dict[str, dict], costs: dict[str, Any] | None = None) -> dict[str, Any]:
     keys = ({run.key for run in grid.runs(Path("."))} | {run.key for run in grid.composite_runs(Path("."))}
             | {rule.key(seed) for rule in grid.rule_runs(Path(".")) for seed in rule.seeds})
     current = [r for r in records.values() if r["key"] in keys]
@@ -157,7 +152,8 @@ def summarize(grid: Grid, records: dict[str, dict]) -> dict[str, Any]:
         "finished_runs": len(current), "expected_runs": expected,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machines": machines,
         "reference": grid.reference,
-        "pairs": {p.name: summarize_pair(p, [r for r in current if r["pair"] == p.name], grid.reference)
+        "pairs": {p.name: summarize_pair(p, [r for r in current if r["pair"] == p.name], grid.reference,
+                                         (costs or {}).get(p.name))
                   for p in grid.active_pairs()},
         "skipped": {p.name: p.skip for p in grid.pairs if p.skip},
     }
@@ -186,15 +182,13 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     present = {k for v in p["variants"].values() for k in v["metrics"]}
     declared = [f"{t}/{m}" for t, m in p["delta_m"]["per_task"].items()] + per_metric
     metric_cols = [k for k in dict.fromkeys(declared) if k in present]
-    clocks = {c for v in p["variants"].values() for c in v.get("clocks", [])}
-    cost_units = COST_UNITS.get(clocks.pop() if len(clocks) == 1 else "mixed")
+    costs = [v["cost"] for v in p["variants"].values() if v.get("cost")]
+    ref = p.get("reference") if any(c["step_vs_reference"] is not None for c in costs) else None
+    cost_cols = (["train step [ms]", f"step × {ref}", "latency [ms]", f"latency × {ref}"] if ref
+                 else ["train step [ms]", "latency [ms]"]) if costs else []
     header = (["variant", "seeds"] + [c.replace("/", " ") for c in metric_cols]
               + [f"{DELTA_VARIANTS['per_task']} [%]", f"{DELTA_VARIANTS['per_metric']} [%]",
-                 "params", "MFLOPs/img"] + (list(cost_units) if cost_units else []))
-    multitask = [vn for vn, v in p["variants"].items() if v["kind"] == "multitask"]
-    ref_speed = p["variants"][multitask[0]]["throughput_img_s"]["mean"] if multitask and cost_units else None
-    if ref_speed:
-        header.append(f"step time vs {multitask[0]}")
+                 "params", "MFLOPs/img"] + cost_cols)
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for vname, v in p["variants"].items():
         dm = v.get("delta_m") or {}
@@ -204,18 +198,25 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
         params = v["params"]["mean"]
         flops = v["flops_per_image"]["mean"]
         row += [f"{params:,.0f}" if params is not None else "–", f"{flops / 1e6:,.1f}" if flops is not None else "–"]
-        if cost_units:
-            row += [_pm(v["latency_ms"], ".2f"), _pm(v["throughput_img_s"], ".1f")]
-        if ref_speed:
-            speed = v["throughput_img_s"]["mean"]
-            row.append(f"{ref_speed / speed:.2f}×" if speed else "–")
+        if cost_cols:
+            c = v.get("cost") or {}
+            cells = [(c.get("step_ms"), ".1f", ""), (c.get("step_vs_reference"), ".2f", "×"),
+                     (c.get("latency_ms"), ".2f", ""), (c.get("latency_vs_reference"), ".2f", "×")]
+            row += [f"{x:{fmt}}{unit}" if x is not None else "–" for x, fmt, unit in (cells if ref else cells[::2])]
         lines.append("| " + " | ".join(row) + " |")
-    if not cost_units:
-        lines += ["", "Latency and training speed are not shown: the runs of this pair were measured with "
-                      "different clocks (wall and CPU time), which cannot be compared."]
+    if costs:
+        c = costs[0]
+        lines += ["", f"Costs measured once before the runs, in one process, the variants interleaved "
+                      f"(mtdense.bench.costs): median over {c['rounds']} rounds of {c['train_steps']} training steps "
+                      f"(one training batch; forward, balancer backward, optimizer step; no data loading) and "
+                      f"{c['latency_runs']} batch-1 forwards; clock: {c['clock']} time; ratios = median of the "
+                      "per-round ratios."]
+    else:
+        lines += ["", "Costs not measured for this bench folder (they are measured when `mtdense bench` starts "
+                      "its runs; `--report-only` measures nothing)."]
     tot = p["single_task_total"]
     if tot["baselines"]:
-        latency = f", {tot['latency_ms']:.2f} ms" if cost_units else ""
+        latency = f", {tot['latency_ms']:.2f} ms" if tot.get("latency_ms") is not None else ""
         lines += ["", f"Single-task baselines together ({', '.join(tot['baselines'])}): {tot['params']:,.0f} params, "
                       f"{tot['flops_per_image'] / 1e6:,.1f} MFLOPs/img{latency}."]
     rules = {vn: v["rule"] for vn, v in p["variants"].items() if v["kind"] == "rule"}
@@ -306,10 +307,9 @@ def markdown(summary: dict[str, Any], plot_name: str | None) -> str:
         "±(M_mtl − M_stl)/M_stl × 100 (positive = better than single-task), per seed against the baselines "
         "of the same seed; mean ± sample std over seeds, 95 % CIs in the paired tables.",
         "- Cost: parameters; FLOPs of one batch-1 forward at the training resolution "
-        "(torch.utils.flop_counter: conv/matmul, 1 multiply-add = 2 FLOPs); latency = median of batch-1 "
-        "forwards after warm-up, in CPU time of the forward's thread when torch uses one thread; training "
-        "throughput = images of one epoch / that epoch's process CPU time (data loading included); CPU times "
-        "because two workers share the machine, so wall times would measure the neighbour too.", ""]
+        "(torch.utils.flop_counter: conv/matmul, 1 multiply-add = 2 FLOPs); training step time and "
+        "batch-1 latency measured once per variant, interleaved in one process (below each table), because "
+        "timings inside the runs measure the neighbouring worker too.", ""]
     for name, p in summary["pairs"].items():
         lines += _pair_markdown(name, p)
     if summary["skipped"]:
@@ -319,12 +319,13 @@ def markdown(summary: dict[str, Any], plot_name: str | None) -> str:
     return "\n".join(lines)
 
 
-def write_report(grid: Grid, records: dict[str, dict], report_dir: Path) -> dict[str, Path]:
+def write_report(grid: Grid, records: dict[str, dict], report_dir: Path,
+                 costs: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write ``<report_dir>/<name>.md``, ``.json``, ``.png`` and ``_curves.png``; returns their paths."""
     from mtdense.bench.plot import write_curves, write_plot
 
     report_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize(grid, records)
+    summary = summarize(grid, records, costs)
     paths = {"json": report_dir / f"{grid.name}.json", "markdown": report_dir / f"{grid.name}.md"}
     png = write_plot(summary, report_dir / f"{grid.name}.png", DELTA_VARIANTS["per_task"])
     if png is not None:

@@ -121,8 +121,8 @@ def evaluate_rule(run: RuleRun) -> dict[str, Any]:
     scores = {name: {k: float(v) for m in ms for k, v in m.compute().items()} for name, ms in metrics.items()}
     return {"pair": run.pair, "variant": run.variant, "kind": "rule", "tasks": p.names, "baselines": run.baselines,
             "labels": {}, "rule": dict(run.rule), "citation": citation(run.rule["type"]), "deterministic": True,
-            "metrics": scores, "scored_split": p.split, "params": 0, "flops_per_image": None, "latency_ms": None,
-            "throughput_img_s": None, "train_seconds": 0.0, "train_cpu_seconds": 0.0, "resumed_from_step": 0,
+            "metrics": scores, "scored_split": p.split, "params": 0, "flops_per_image": None,
+            "train_seconds": 0.0, "train_cpu_seconds": 0.0, "resumed_from_step": 0,
             "protocol": {}, "curve": [], "plateau": None, "machine": None, "run_dir": None}
 
 

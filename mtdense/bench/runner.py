@@ -2,17 +2,15 @@
 
 Every (pair, variant, seed) and every single-task baseline is trained with ``Trainer`` into
 ``<out>/runs/<pair>/<variant>/seed<k>``, evaluated on ``val`` during training, its best-on-val
-checkpoint scored once on ``test`` (``mtdense.bench.scoring``), profiled (parameters, FLOPs,
-CPU latency) and appended to ``<out>/results.jsonl`` with its key and a fingerprint of its
+checkpoint scored once on ``test`` (``mtdense.bench.scoring``), sized (parameters, FLOPs)
+and appended to ``<out>/results.jsonl`` with its key and a fingerprint of its
 config. A restarted bench (``--resume``) skips finished keys, refuses results whose
 fingerprint no longer matches the grid, and continues an interrupted run from its own last
 checkpoint with ``Trainer.fit(resume=...)``, which resumes exactly. Non-learned rules
 (``mtdense.bench.rules``) are built and scored first, so a bad rule fails before any training.
-Training throughput is
-the images of one epoch over the last epoch's ``train/epoch_cpu_seconds`` (process CPU time,
-data loading included when it runs in-process), or None when a run was resumed after its
-last epoch had already finished. Costs are CPU times (``cost_clock``) because a bench shares
-the machine between workers: wall times there measure the neighbours as much as the model.
+Timings are not taken inside the runs (two workers share the machine, so a run's time
+measures its neighbour too): before the runs start, ``mtdense.bench.costs`` times every
+variant once, interleaved, in this process.
 """
 
 from __future__ import annotations
@@ -31,7 +29,8 @@ from mtdense.bench.composite import evaluate_composite
 from mtdense.bench.executor import execute_runs
 from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
 from mtdense.bench.prepare import run_prepare
-from mtdense.bench.profile import count_parameters, cpu_latency_ms, flops_per_image
+from mtdense.bench.costs import measure_costs, read_costs
+from mtdense.bench.profile import count_parameters, flops_per_image
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.rules import evaluate_rule, rule_fingerprint
 from mtdense.bench.scoring import learning_curve, plateaued, score_selected, split_metrics
@@ -76,15 +75,12 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
     if not val:  # the checkpoint was written after the last epoch: nothing left to train
         val = trainer.evaluate("val")
     seconds, cpu_seconds = time.perf_counter() - tic, time.process_time() - cpu_tic
-    images_per_epoch = trainer.steps_per_epoch * int(cfg.data.batch_size) * int(cfg.trainer.accumulate)
-    epoch_cpu_seconds = val.get("train/epoch_cpu_seconds")
     shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
     model = trainer.model
     curve = learning_curve(run_dir)
     monitor = cfg.trainer.monitor or "val/loss"
     selected = score_selected(trainer, run.tasks)  # loads the best-on-val weights: profile after this
     val_metrics = split_metrics(val, run.tasks, "val")
-    latency_ms, latency_clock = cpu_latency_ms(model, shape, int(profile["latency_runs"]), int(profile["warmup"]))
     return {
         "key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": run.kind,
         "tasks": run.tasks, "baselines": run.baselines, "labels": run.labels,
@@ -93,9 +89,6 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
         "plateau": plateaued(curve, monitor, str(cfg.trainer.monitor_mode)),
         "params": count_parameters(model),
         "flops_per_image": flops_per_image(model, shape),
-        "latency_ms": latency_ms, "latency_clock": latency_clock,
-        "throughput_img_s": images_per_epoch / epoch_cpu_seconds if epoch_cpu_seconds else None,
-        "cost_clock": "cpu",
         "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "resumed_from_step": resumed_from,
         "protocol": {"input_shape": list(shape), "train_images": len(trainer.exp.dataset("train")),
                      "val_images": len(trainer.exp.dataset("val")), "epochs": int(cfg.trainer.max_epochs),
@@ -138,6 +131,7 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
             check_recorded(store, done[run.key], fp)
     check_configs(todo, fingerprints, grid.path)
     run_rules(grid, out, store, log)
+    measure_costs(grid, out, fingerprints, log)
     log(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; {len(todo)} to run")
     position = {run.key: i for i, run in enumerate(runs, start=1)}
 
@@ -148,8 +142,7 @@ def run_bench(grid: Grid, out: str | Path, resume: bool = False,
         pair = next(p for p in grid.pairs if p.name == run.pair)
         shown = ", ".join(f"{t}/{m}={record['metrics'][t].get(m)}" for t, m in pair.per_task.items() if t in run.tasks)
         log(f"[{position[run.key]}/{len(runs)}] {run.key}: {record['train_seconds']:.1f} s "
-            f"({record['train_cpu_seconds']:.1f} s CPU), {record['params']} params, "
-            f"{record['latency_ms']:.2f} ms/image; {shown}")
+            f"({record['train_cpu_seconds']:.1f} s CPU), {record['params']} params; {shown}")
         if on_record is not None:
             on_record(record)
 
@@ -220,5 +213,6 @@ def bench(grid_path: str | Path, out: str | Path | None = None, seeds: int | Non
             raise ConfigError(f"{store.path}: no results yet; run the bench first")
     else:
         store = run_bench(grid, out, resume=resume, log=log, scheduler=scheduler, workers=workers)
-    paths = write_report(grid, store.read(), Path(report_dir) if report_dir is not None else grid.report_dir)
+    paths = write_report(grid, store.read(), Path(report_dir) if report_dir is not None else grid.report_dir,
+                         read_costs(out))
     return {"results": store.path, **paths}

@@ -363,7 +363,7 @@ class Trainer:
             while self.epoch < int(t.max_epochs):
                 loader = self._loader("train", shuffle=True, epoch=self.epoch, start_batch=self.batch_in_epoch)
                 it = iter(loader)
-                tic, cpu_tic = time.perf_counter(), time.process_time()
+                tic = time.perf_counter()
                 while self.batch_in_epoch < per_epoch * acc:
                     micro = [next(it) for _ in range(acc)]
                     logged = self.train_step(micro)
@@ -382,14 +382,13 @@ class Trainer:
                 if self.epoch == 1 and from_scratch:
                     self.label_coverage.check()
                 self.batch_in_epoch = 0
-                epoch_time, epoch_cpu = time.perf_counter() - tic, time.process_time() - cpu_tic
+                epoch_time = time.perf_counter() - tic
                 is_best = False
                 due = self.epoch % int(t.eval_every_epochs) == 0 or self.epoch == int(t.max_epochs)
                 if "val" in self.cfg.data and due:
                     self.check_finite()
                     last_metrics = evaluator.run(self._loader("val", shuffle=False), "val", progress=self.loggers.eval_progress)
                     last_metrics["train/epoch_seconds"] = epoch_time
-                    last_metrics["train/epoch_cpu_seconds"] = epoch_cpu
                     is_best = self._update_best(last_metrics)
                     self.loggers.log(last_metrics, self.global_step)
                 self.balancer.on_epoch_end()
