@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mtdense.engine.loggers import Logger
+from mtdense.engine.monitor import Monitor
 from mtdense.registry import LOGGERS
 
 
@@ -47,11 +48,10 @@ class ConsoleLogger(Logger):
         self.live = progress and self.console.is_terminal
         trainer, data = config.get("trainer") or {}, config.get("data") or {}
         self.max_epochs = int(trainer.get("max_epochs") or 1)
-        self.monitor = trainer.get("monitor") or "val/loss"
-        self.maximize = trainer.get("monitor_mode") == "max"
+        self.monitor = Monitor.from_config(trainer)
         self.samples_per_step = (int(data.get("batch_size") or 1) * int(trainer.get("accumulate") or 1)
                                  * int(os.environ.get("WORLD_SIZE", 1)))
-        self.shown = [self.monitor, *[m for m in metrics or [] if m != self.monitor]]
+        self.shown = [self.monitor.key, *[m for m in metrics or [] if m != self.monitor.key]]
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.loss: float | None = None
@@ -110,26 +110,21 @@ class ConsoleLogger(Logger):
             self._val = None
 
     # ------------------------------------------------------------ metrics
-    def _improves(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        return self.best is None or (value > self.best if self.maximize else value < self.best)
-
     def log(self, metrics, step):
         losses = [v for k, v in metrics.items() if k.startswith("train/loss/")]
         if losses:
             self.loss = float(sum(losses))
-        if self.monitor not in metrics:
+        if self.monitor.key not in metrics:
             return
         epoch = self.epoch_of(step)
-        value = float(metrics[self.monitor])
-        if self._improves(value):
+        value = float(metrics[self.monitor.key])
+        if self.monitor.improves(value, self.best):
             self.best, self.best_epoch = value, epoch
             mark = " *best"
         else:
             at = f", epoch {self.best_epoch}" if self.best_epoch else ""
             mark = f" (best {_num(self.best)}{at})" if self.best is not None else ""
-        parts = [f"{self.monitor} {_num(value)}{mark}"]
+        parts = [f"{self.monitor.key} {_num(value)}{mark}"]
         parts += [f"{k} {_num(float(metrics[k]))}" for k in self.shown[1:] if k in metrics]
         self.console.print(f"epoch {epoch}/{self.max_epochs} · " + " · ".join(parts), highlight=False, soft_wrap=True)
 
@@ -139,7 +134,7 @@ class ConsoleLogger(Logger):
             self._progress = None
         pointer = self.run_dir / "checkpoints" / "best"
         if pointer.is_file() and self.best is not None:
-            where = f"best checkpoint {pointer.parent / pointer.read_text().strip()} ({self.monitor} {_num(self.best)})"
+            where = f"best checkpoint {pointer.parent / pointer.read_text().strip()} ({self.monitor.key} {_num(self.best)})"
         else:
             where = "no validated checkpoint"
         self.console.print(f"run {self.run_dir} · {where}", highlight=False, soft_wrap=True)

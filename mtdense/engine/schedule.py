@@ -43,3 +43,13 @@ def lr_factor(step: int, total: int, t: DictConfig) -> float:
 
 def build_scheduler(t: DictConfig, optimizer: torch.optim.Optimizer, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, t))
+
+
+def set_base_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR, lr: float) -> None:
+    """A restored schedule continues from its step with base learning rate ``lr`` (the configured
+    one, which may differ from the checkpoint's)."""
+    scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr * factor
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]

@@ -1,15 +1,23 @@
 """Stop cleanly on Ctrl-C or SIGTERM (e.g. a SLURM pre-emption).
 
 Inside ``StopOnSignal()`` the first SIGINT/SIGTERM only sets ``requested``; the trainer finishes
-the current optimizer step, writes a checkpoint, says how to resume and exits with 128 + the
-signal number. A second signal stops at once (the previous handlers are back by then).
-Outside the main thread (where Python cannot install handlers) it does nothing.
+the current optimizer step and calls ``stop_if_requested``, which writes a checkpoint and raises
+``Interrupted`` saying how to resume (the CLI exits with 128 + the signal number). A second
+signal stops at once (the previous handlers are back by then). Outside the main thread (where
+Python cannot install handlers) it does nothing.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from mtdense.engine import distributed as dist_utils
+from mtdense.errors import Interrupted
 
 
 class StopOnSignal:
@@ -34,3 +42,13 @@ class StopOnSignal:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+
+    def stop_if_requested(self, step: int, run_dir: Path, save: Callable[[], Path], device: torch.device) -> None:
+        """If any rank got SIGINT/SIGTERM: ``save()`` (→ the checkpoint folder) and raise ``Interrupted``.
+        Under DDP this is one all-reduce, so every rank must call it after the same steps."""
+        if not dist_utils.any_rank(self.requested is not None, device):
+            return
+        folder = save()
+        sig = self.requested or signal.SIGTERM
+        raise Interrupted(f"stopped by {sig.name} after step {step}; checkpoint {folder}; "
+                          f"continue with: mtdense train --resume {run_dir}", exit_code=128 + int(sig))

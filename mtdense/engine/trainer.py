@@ -9,40 +9,46 @@ clipping → optimizer and schedule step → hooks' ``after_optimizer_step`` (e.
 The trainer has no method-specific branches: balancers that combine per-task gradients say
 ``reduces_gradients`` and do their own single reduction; teachers, batch transforms and hooks
 are plugins (``mtdense.engine.hooks``).
+
+Around the loop, each in its own module: the run folder and its checkpoints (``run_folder``),
+resuming (``resume``), the deferred non-finite loss check (``finite_losses``), the first-epoch
+label check (``label_coverage``), best-checkpoint selection (``monitor``), the run's loggers
+(``logger_group``) and stopping on a signal (``stop_signals``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from mtdense.config import config_changes, plain, to_yaml
+from mtdense.config import plain, to_yaml
 from mtdense.engine import distributed as dist_utils
 from mtdense.engine.builder import Experiment, build_experiment, make_loader
-from mtdense.engine.checkpoint import (clean_temporary, complete_checkpoints, prune_checkpoints, read_checkpoint,
-                                       read_trainer_state, resume_checkpoint, save_checkpoint, write_pointer)
 from mtdense.engine.evaluator import Evaluator
-from mtdense.engine.run_lock import RunLock
+from mtdense.engine.finite_losses import FiniteLossCheck
+from mtdense.engine.label_coverage import LabelCoverage
+from mtdense.engine.logger_group import LoggerGroup
+from mtdense.engine.monitor import Monitor
+from mtdense.engine.resume import load_for_resume
+from mtdense.engine.run_folder import RunFolder
 from mtdense.engine.runtime import Runtime
-from mtdense.engine.schedule import build_optimizer, build_scheduler
+from mtdense.engine.schedule import build_optimizer, build_scheduler, set_base_lr
 from mtdense.engine.seeding import rng_state, seed_everything, set_rng_state
 from mtdense.balancing.base import build_balancer
 from mtdense.balancing.gradients import parameter_names, parameters_named, shared_parameters
 from mtdense.engine.stop_signals import StopOnSignal
-from mtdense.errors import CheckpointError, ConfigError, DataError, Interrupted, TrainingError
+from mtdense.errors import ConfigError, TrainingError
 from mtdense.models.seeded_init import seeded
-from mtdense.registry import BATCH_TRANSFORMS, HOOKS, LOGGERS, TEACHERS
+from mtdense.registry import BATCH_TRANSFORMS, HOOKS, TEACHERS
 
 
 class Trainer:
@@ -71,8 +77,7 @@ class Trainer:
             raise ConfigError(f"fp16 needs loss scaling, which balancer {cfg.balancer.type!r} (a gradient method) does "
                               "not support; use trainer.precision=bf16 or fp32", key="trainer.precision")
         self.balancer.grad_scaler = self.runtime.grad_scaler
-        self._pending_finite: list[tuple] = []  # (step, loss names, device values + input finiteness, sample ids)
-        self._labelled = torch.zeros(len(self.tasks), dtype=torch.float64, device=self.device)  # first epoch
+        self.label_coverage = LabelCoverage(self.tasks, self.device)  # counted in the first epoch
         #: parameters two or more task losses reach, from the first batch's autograd graph (saved with the run)
         self.shared_params: list[nn.Parameter] | None = None
         self.teachers = nn.ModuleDict({
@@ -95,12 +100,14 @@ class Trainer:
             self.exp.dataset("val")
         self.scheduler = build_scheduler(t, self.optimizer, self.steps_per_epoch * int(t.max_epochs))
         self.run_dir = Path(t.out_dir)
-        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.run_folder = RunFolder(self.run_dir, int(t.keep_checkpoints))
+        self.finite_losses = FiniteLossCheck(last_good=self.run_folder.checkpoints)
         self.global_step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
-        self.best: float | None = None
-        self.loggers: list = []
+        self.monitor = Monitor.from_config(t)
+        self.best: float | None = None  # the monitored value of the best checkpoint
+        self.loggers = LoggerGroup()
         self.saved_step: int | None = None  # the step of the newest checkpoint this process wrote
         self.notes: list[str] = []  # what a resume or start-up did that the user should know
 
@@ -181,50 +188,11 @@ class Trainer:
             return None
         return sum(self.exp.coupling_weight(c, self.global_step) * losses[c] / n for c in self.couplings)
 
-    def _record_finite(self, losses: dict[str, torch.Tensor], batch: dict[str, Any]) -> None:
-        """Remember this micro-batch's losses (on the device) for ``check_finite``; no host sync."""
-        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
-        inputs_ok = torch.isfinite(batch["image"]).all().float()[None]
-        ids = batch.get("meta", {}).get("id")
-        self._pending_finite.append((self.global_step, list(losses), torch.cat([values, inputs_ok]),
-                                     list(ids)[:8] if ids is not None else None))
-
     def check_finite(self, extra: dict[str, Any] | None = None) -> dict[str, float]:
         """Raise ``TrainingError`` for the first non-finite loss since the last check; return
         ``extra``'s tensors as floats. One host synchronisation for both (the trainer calls this
         at each logging interval and before checkpoints and evaluations)."""
-        extra = extra or {}
-        tensors = [k for k, v in extra.items() if isinstance(v, torch.Tensor)]
-        pending, self._pending_finite = self._pending_finite, []
-        parts = [torch.stack([extra[k].detach().double().reshape(()) for k in tensors])] if tensors else []
-        parts += [row.double() for *_, row, _ in pending]
-        host = torch.cat(parts).tolist() if parts else []  # the one host synchronisation
-        out = {k: (host[tensors.index(k)] if k in tensors else v) for k, v in extra.items()}
-        offset = len(tensors)
-        for step, names, row, ids in pending:
-            values, inputs_ok = host[offset:offset + len(names)], host[offset + len(names)]
-            offset += len(names) + 1
-            bad = [(k, v) for k, v in zip(names, values) if not math.isfinite(v)]
-            if bad:
-                hint = ("the input batch itself contains NaN/Inf: check the dataset's fill handling and normalisation"
-                        if not inputs_ok else
-                        "lower trainer.lr, set trainer.grad_clip, use trainer.precision=fp32, or check the target "
-                        "transform")
-                raise TrainingError(
-                    f"step {step}: non-finite loss for {', '.join(k for k, _ in bad)} "
-                    f"({', '.join(f'{k}={v:.4g}' for k, v in bad)}); {hint}. "
-                    f"Samples: {ids if ids is not None else 'unknown'}. The last good checkpoint is in {self.ckpt_dir}")
-        return out
-
-    def _check_labelled(self) -> None:
-        """Every task had valid labels somewhere in the first epoch (else it trains on nothing)."""
-        counts = self._labelled.clone()
-        if dist_utils.is_distributed():
-            torch.distributed.all_reduce(counts)
-        empty = [f"{name!r} (target {t.target!r})" for (name, t), c in zip(self.tasks.items(), counts.tolist()) if c == 0]
-        if empty:
-            raise DataError(f"the training split has no valid label for task {', '.join(empty)} in the whole first "
-                            "epoch: every pixel is masked invalid; check the data's valid masks or remove the task")
+        return self.finite_losses.check(extra)
 
     def train_step(self, micro_batches: list[dict[str, Any]]) -> dict[str, Any]:
         """One optimizer step over ``len(micro_batches)`` accumulated micro-batches.
@@ -249,9 +217,9 @@ class Trainer:
                 if self.shared_params is None:
                     self.shared_params = shared_parameters(self.model, task_losses)
                 self.balancer.backward(task_losses, self.shared_params, self._weighted_couplings(losses, n))
-            self._record_finite(losses, batch)
+            self.finite_losses.record(self.global_step, losses, batch)
             if self.epoch == 0:  # valid label pixels per task, checked once after the first epoch
-                self._labelled += torch.stack([batch["valid"][t.target].sum() for t in self.tasks.values()])
+                self.label_coverage.count(batch)
             if self.balancer.needs_post_step_losses:
                 prepared.append(batch)
             for k, v in losses.items():
@@ -305,17 +273,9 @@ class Trainer:
         self.check_finite()
         if not dist_utils.is_main():
             return None
-        name = f"step_{self.global_step:08d}"
-        folder = save_checkpoint(self.ckpt_dir / name, self.model.state_dict(), to_yaml(self.cfg), self.exp.spec(), self.state())
-        write_pointer(self.ckpt_dir / "last", folder.name)
-        if is_best:
-            write_pointer(self.ckpt_dir / "best", folder.name)
+        folder = self.run_folder.save(self.global_step, self.model.state_dict(), to_yaml(self.cfg), self.exp.spec(),
+                                      self.state(), is_best)
         self.saved_step = self.global_step
-        protect = {folder.name}
-        best_ptr = self.ckpt_dir / "best"
-        if best_ptr.is_file():
-            protect.add(best_ptr.read_text(errors="replace").strip())
-        prune_checkpoints(self.ckpt_dir, int(self.cfg.trainer.keep_checkpoints), protect)
         return folder
 
     def restore(self, path: str | Path) -> None:
@@ -323,26 +283,10 @@ class Trainer:
         when ``last`` is dangling or corrupt). Config values that differ from the checkpoint's are
         reported and applied (a new ``trainer.lr`` reaches the restored schedule); model changes
         that make the weights unusable are named by config key."""
-        folder, note = resume_checkpoint(path)
-        if note:
-            self.notes.append(note)
-        ckpt = read_checkpoint(folder)
-        changed = config_changes(OmegaConf.to_container(ckpt["config"]), OmegaConf.to_container(self.cfg, resolve=True))
-        if changed:
-            self.notes.append("resume: config differs from the checkpoint's: " + "; ".join(
-                f"{k} {a!r} → {b!r}" for k, a, b in changed))
-        try:
-            self.model.load_state_dict(ckpt["weights"])
-        except RuntimeError:
-            model_keys = [k for k, _, _ in changed if k.startswith("model.")]
-            raise CheckpointError(
-                f"{folder}: its weights do not fit this model; changed model options: "
-                f"{', '.join(model_keys) or 'none (the model code changed)'} — resume with the checkpoint's model "
-                "config or start a new run") from None
-        s = read_trainer_state(folder)
+        s = load_for_resume(path, self.cfg, self.model, self.notes)
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
-        self._apply_configured_lr()
+        set_base_lr(self.optimizer, self.scheduler, float(self.cfg.trainer.lr))
         self.balancer.load_state_dict(s["balancer"])
         self.global_step, self.epoch, self.batch_in_epoch, self.best = s["global_step"], s["epoch"], s["batch_in_epoch"], s["best"]
         if s.get("shared_params") is not None:
@@ -358,59 +302,31 @@ class Trainer:
         set_rng_state(s["rng"])
         self.saved_step = self.global_step
 
-    def _apply_configured_lr(self) -> None:
-        """The restored schedule continues from its step, with the *configured* base lr."""
-        base = float(self.cfg.trainer.lr)
-        self.scheduler.base_lrs = [base] * len(self.optimizer.param_groups)
-        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = base * factor
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-
-    def _claim_run_dir(self, resume: str | Path | None, lock: RunLock) -> None:
-        """Lock the run folder, clean what interrupted saves left, refuse to mix two runs."""
-        lock.acquire()
-        if lock.note:
-            self.notes.append(lock.note)
-        for p in clean_temporary(self.ckpt_dir):
-            self.notes.append(f"removed {p} (left by an interrupted save)")
-        if resume is None and complete_checkpoints(self.ckpt_dir):
-            raise ConfigError(f"{self.run_dir} already holds the checkpoints of a run; continue it with "
-                              f"`mtdense train --resume {self.run_dir}` or choose a new trainer.out_dir",
-                              key="trainer.out_dir")
-
-    # ---------------------------------------------------------------- fit
-    def _start_loggers(self, total: int) -> None:
-        if not dist_utils.is_main():
-            return
-        cfg_plain = OmegaConf.to_container(self.cfg, resolve=True)
-        for i, lcfg in enumerate(plain(self.cfg.logging.get("loggers", [])) or []):
-            self.loggers.append(LOGGERS.build(lcfg, f"logging.loggers.{i}", run_dir=self.run_dir, config=cfg_plain))
-        for lg in self.loggers:
-            lg.start(total, self.global_step, self.best)
-
-    def _eval_progress(self, done: int, total: int) -> None:
-        for lg in self.loggers:
-            lg.eval_progress(done, total)
-
-    def _log(self, metrics: dict[str, float]) -> None:
-        for lg in self.loggers:
-            lg.log(metrics, self.global_step)
-
+    # ---------------------------------------------------------------- evaluation
     def evaluator(self) -> Evaluator:
         """Scores ``trainer.eval_model``: the student being trained, or one of the teachers."""
         net = self.net if self.eval_net is None else self.eval_net
         return Evaluator(net, self.tasks, self.couplings, self.exp.coupling_weights, self.runtime)
 
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        return self.evaluator().run(self._loader(split, shuffle=False), split)
+
+    def _update_best(self, metrics: dict[str, float]) -> bool:
+        value = metrics[self.monitor.key]  # checked when the experiment was built
+        if self.monitor.improves(value, self.best):
+            self.best = value
+            return True
+        return False
+
+    # ---------------------------------------------------------------- fit
     def fit(self, resume: str | Path | None = None) -> dict[str, float]:
-        lock = RunLock(self.run_dir)
         try:
             if dist_utils.is_main():
-                self._claim_run_dir(resume, lock)
+                self.run_folder.claim(resuming=resume is not None, notes=self.notes)
             if resume is not None:
                 self.restore(resume)
             if dist_utils.is_main():
-                (self.run_dir / "config.yaml").write_text(to_yaml(self.cfg))
+                self.run_folder.write_config(to_yaml(self.cfg))
                 for note in self.notes:
                     print(f"mtdense: note: {note}", file=sys.stderr)
             with StopOnSignal() as stop:
@@ -422,24 +338,21 @@ class Trainer:
                                     "another rank stalled or died; see its log") from exc
             raise
         finally:
-            lock.release()
+            self.run_folder.release()
 
     def _stop_requested(self, stop: StopOnSignal) -> None:
         """After a step: if any rank got SIGINT/SIGTERM, save and raise ``Interrupted``. Under DDP the
         ranks agree at logging steps only (one all-reduce), so no extra host sync per step."""
         if self.distributed and self.global_step % int(self.cfg.trainer.log_every_steps):
             return
-        if not dist_utils.any_rank(stop.requested is not None, self.device):
-            return
-        folder = self.save() if self.saved_step != self.global_step else self.ckpt_dir / "last"
-        sig = stop.requested or signal.SIGTERM
-        raise Interrupted(f"stopped by {sig.name} after step {self.global_step}; checkpoint {folder}; "
-                          f"continue with: mtdense train --resume {self.run_dir}", exit_code=128 + int(sig))
+        last = self.run_folder.checkpoints / "last"
+        stop.stop_if_requested(self.global_step, self.run_dir, device=self.device,
+                               save=lambda: self.save() if self.saved_step != self.global_step else last)
 
     def _fit(self, stop: StopOnSignal) -> dict[str, float]:
         t = self.cfg.trainer
         per_epoch = self.steps_per_epoch
-        self._start_loggers(per_epoch * int(t.max_epochs))
+        self.loggers.start(self.cfg, self.run_dir, per_epoch * int(t.max_epochs), self.global_step, self.best)
         for hook in self.step_hooks:
             hook.on_fit_start(self)
         evaluator = self.evaluator()
@@ -455,11 +368,10 @@ class Trainer:
                     micro = [next(it) for _ in range(acc)]
                     logged = self.train_step(micro)
                     self.batch_in_epoch += acc
-                    for lg in self.loggers:
-                        lg.advance(self.global_step)
+                    self.loggers.advance(self.global_step)
                     if self.global_step % int(t.log_every_steps) == 0:
                         logged = dist_utils.all_reduce_mean(self.check_finite(logged))
-                        self._log({f"train/{k}": v for k, v in logged.items()})
+                        self.loggers.log({f"train/{k}": v for k, v in logged.items()}, self.global_step)
                     last_of_epoch = self.batch_in_epoch >= per_epoch * acc  # saved below, after evaluation
                     if t.checkpoint_every_steps and self.global_step % int(t.checkpoint_every_steps) == 0 \
                             and not last_of_epoch:
@@ -468,35 +380,22 @@ class Trainer:
                 del it, loader
                 self.epoch += 1
                 if self.epoch == 1 and from_scratch:
-                    self._check_labelled()
+                    self.label_coverage.check()
                 self.batch_in_epoch = 0
                 epoch_time = time.perf_counter() - tic
                 is_best = False
                 due = self.epoch % int(t.eval_every_epochs) == 0 or self.epoch == int(t.max_epochs)
                 if "val" in self.cfg.data and due:
                     self.check_finite()
-                    last_metrics = evaluator.run(self._loader("val", shuffle=False), "val", progress=self._eval_progress)
+                    last_metrics = evaluator.run(self._loader("val", shuffle=False), "val", progress=self.loggers.eval_progress)
                     last_metrics["train/epoch_seconds"] = epoch_time
                     is_best = self._update_best(last_metrics)
-                    self._log(last_metrics)
+                    self.loggers.log(last_metrics, self.global_step)
                 self.balancer.on_epoch_end()
                 for hook in self.step_hooks:
                     hook.on_epoch_end(self)
                 self.save(is_best=is_best)
         finally:
-            for lg in self.loggers:
-                lg.close()
-            self.loggers = []
+            self.loggers.close()
         dist_utils.barrier()  # every rank returns only after rank 0 has written the last checkpoint
         return last_metrics
-
-    def _update_best(self, metrics: dict[str, float]) -> bool:
-        value = metrics[self.cfg.trainer.monitor or "val/loss"]  # checked when the experiment was built
-        better = self.best is None or (value < self.best if self.cfg.trainer.monitor_mode == "min" else value > self.best)
-        if better and math.isfinite(value):
-            self.best = value
-            return True
-        return False
-
-    def evaluate(self, split: str = "val") -> dict[str, float]:
-        return self.evaluator().run(self._loader(split, shuffle=False), split)
