@@ -26,16 +26,17 @@ from typing import Any, Callable
 import torch
 
 from mtdense.bench.composite import evaluate_composite
+from mtdense.bench.costs import measure_costs, read_costs
 from mtdense.bench.executor import execute_runs
 from mtdense.bench.grid import Grid, Run, fingerprint, load_grid
 from mtdense.bench.prepare import run_prepare
-from mtdense.bench.costs import measure_costs, read_costs
 from mtdense.bench.profile import count_parameters, flops_per_image
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.rules import evaluate_rule, rule_fingerprint
 from mtdense.bench.scoring import learning_curve, plateaued, score_selected, split_metrics
 from mtdense.engine.builder import check_experiment
 from mtdense.engine.checkpoint import resolve_checkpoint
+from mtdense.engine.monitor import Monitor
 from mtdense.engine.trainer import Trainer
 from mtdense.errors import ConfigError
 
@@ -78,15 +79,15 @@ def execute(run: Run, profile: dict[str, Any]) -> dict[str, Any]:
     shape = tuple(trainer.exp.dataset("train")[0]["image"].shape)
     model = trainer.model
     curve = learning_curve(run_dir)
-    monitor = cfg.trainer.monitor or "val/loss"
+    monitor = Monitor.from_config(cfg.trainer)
     selected = score_selected(trainer, run.tasks)  # loads the best-on-val weights: profile after this
     val_metrics = split_metrics(val, run.tasks, "val")
     return {
         "key": run.key, "pair": run.pair, "variant": run.variant, "seed": run.seed, "kind": run.kind,
         "tasks": run.tasks, "baselines": run.baselines, "labels": run.labels,
         "metrics": selected["test_metrics"] or val_metrics, "val_metrics": val_metrics, **selected,
-        "val_loss": val.get("val/loss"), "curve": curve, "monitor": monitor,
-        "plateau": plateaued(curve, monitor, str(cfg.trainer.monitor_mode)),
+        "val_loss": val.get("val/loss"), "curve": curve, "monitor": monitor.key,
+        "plateau": plateaued(curve, monitor.key, "max" if monitor.maximize else "min"),
         "params": count_parameters(model),
         "flops_per_image": flops_per_image(model, shape),
         "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "resumed_from_step": resumed_from,
