@@ -252,6 +252,9 @@ def test_delta_m_columns_by_hand():
                rec("mtl", "multitask", 1, {"semantic": {"miou": 0.5}, "height": {"rmse": 2.2, "abs_rel": 0.3}}, bl)]
     summary = summarize_pair(grid_pair, records)
     dm = summary["variants"]["mtl"]["delta_m"]
+    # rows follow the grid (baselines first), not the order in which runs happened to finish
+    shuffled = summarize_pair(grid_pair, records[::-1], order=["baseline:semantic", "baseline:height", "mtl"])
+    assert list(shuffled["variants"]) == ["baseline:semantic", "baseline:height", "mtl"]
     # every seed's scored values are kept, so paired analyses work from the report alone
     assert summary["variants"]["mtl"]["metrics_per_seed"][1] == {"semantic/miou": 0.5, "height/rmse": 2.2,
                                                                   "height/abs_rel": 0.3}

@@ -70,12 +70,14 @@ def _baseline_metrics(recs: list[dict], tasks: list[str], seed: int | None) -> d
 
 
 def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None,
-                   costs: dict[str, Any] | None = None) -> dict[str, Any]:
+                   costs: dict[str, Any] | None = None, order: list[str] | None = None) -> dict[str, Any]:
     """One pair's table: metrics, Δm per seed, paired comparisons, and the interleaved costs
-    (``mtdense.bench.costs``; ``costs`` is that pair's entry of costs.json, None if not measured)."""
+    (``mtdense.bench.costs``; ``costs`` is that pair's entry of costs.json, None if not measured).
+    Rows: baselines first, then in ``order`` (the grid's), whatever order the runs finished in."""
     measured = (costs or {}).get("variants", {})
+    rank = {name: i for i, name in enumerate(order or [])}
     by_variant: dict[str, list[dict]] = {}
-    for r in sorted(records, key=lambda r: (r["kind"] != "baseline", r["seed"])):
+    for r in sorted(records, key=lambda r: (r["kind"] != "baseline", rank.get(r["variant"], len(rank)), r["seed"])):
         by_variant.setdefault(r["variant"], []).append(r)
     declared = _declared(pair)
     variants: dict[str, Any] = {}
@@ -142,6 +144,9 @@ def summarize(grid: Grid, records: dict[str, dict], costs: dict[str, Any] | None
     keys = ({run.key for run in grid.runs(Path("."))} | {run.key for run in grid.composite_runs(Path("."))}
             | {rule.key(seed) for rule in grid.rule_runs(Path(".")) for seed in rule.seeds})
     current = [r for r in records.values() if r["key"] in keys]
+    order = list(dict.fromkeys([run.variant for run in grid.runs(Path("."))]
+                               + [c.variant for c in grid.composite_runs(Path("."))]
+                               + [rule.variant for rule in grid.rule_runs(Path("."))]))
     machines = []
     for r in current:
         if r["machine"] and r["machine"] not in machines:
@@ -153,7 +158,7 @@ def summarize(grid: Grid, records: dict[str, dict], costs: dict[str, Any] | None
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machines": machines,
         "reference": grid.reference,
         "pairs": {p.name: summarize_pair(p, [r for r in current if r["pair"] == p.name], grid.reference,
-                                         (costs or {}).get(p.name))
+                                         (costs or {}).get(p.name), order)
                   for p in grid.active_pairs()},
         "skipped": {p.name: p.skip for p in grid.pairs if p.skip},
     }
