@@ -15,7 +15,7 @@ from conftest import tiny_config
 from mtdense.bench.grid import fingerprint, load_grid, single_task_config
 from mtdense.bench.costs import cost_clock, measure_costs, read_costs
 from mtdense.bench.profile import count_parameters, flops_per_image
-from mtdense.bench.report import _plateau, summarize_pair
+from mtdense.bench.report import _pair_markdown, _plateau, summarize_pair
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.runner import run_bench
 from mtdense.config import from_dict
@@ -255,6 +255,10 @@ def test_delta_m_columns_by_hand():
     # rows follow the grid (baselines first), not the order in which runs happened to finish
     shuffled = summarize_pair(grid_pair, records[::-1], order=["baseline:semantic", "baseline:height", "mtl"])
     assert list(shuffled["variants"]) == ["baseline:semantic", "baseline:height", "mtl"]
+    # a baseline that scored 0 makes that seed's relative change undefined: said, not a traceback
+    collapsed = [rec("baseline:semantic", "baseline", 0, {"semantic": {"miou": 0.0}}), *records[1:]]
+    text = "\n".join(_pair_markdown("shapes", summarize_pair(grid_pair, collapsed)))
+    assert "Δm of mtl, seed 0: undefined" in text and "semantic/miou is 0" in text
     # every seed's scored values are kept, so paired analyses work from the report alone
     assert summary["variants"]["mtl"]["metrics_per_seed"][1] == {"semantic/miou": 0.5, "height/rmse": 2.2,
                                                                   "height/abs_rel": 0.3}

@@ -124,6 +124,10 @@ CASES = [
     pytest.param(PRECIP, ["tasks.rain_rate.gate.task=rain_rate"], "tasks.rain_rate.gate.task",
                  "threshold_classification"),
     pytest.param(PRECIP, ["trainer.monitor=val/rain_rate/csi@3"], "trainer.monitor", "not reported by validation"),
+    # before: the precipitation configs select on csi@2 with monitor_mode max; a bench protocol that
+    # set only trainer.monitor=val/loss kept max and scored the epoch-1 model (highest val loss)
+    pytest.param(PRECIP, ["trainer.monitor=val/loss"], "trainer.monitor_mode", "set trainer.monitor_mode=min"),
+    pytest.param(STREET, ["trainer.monitor=val/semantic/miou"], "trainer.monitor_mode", "set trainer.monitor_mode=max"),
     pytest.param(PRECIP, ["tasks.rain_rate.target=rainrate"], "tasks.rain_rate.target", "rain_rate"),
     pytest.param(STREET, ["tasks.semantic.target=segmentation"], "tasks.semantic.target", "semantic"),
     (STREET, ["data.val.classes=8"], "data.val.classes", "use 19"),

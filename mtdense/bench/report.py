@@ -117,7 +117,11 @@ def summarize_pair(pair: Pair, records: list[dict], reference: str | None = None
                 baseline = {}
                 for b in v["baselines"]:
                     baseline.update(_baseline_metrics(by_variant[b], variants[b]["tasks"], r["seed"] if paired else None))
-                per_seed[r["seed"]] = _delta_m_per_seed(r, baseline, sel, dv)
+                try:
+                    per_seed[r["seed"]] = _delta_m_per_seed(r, baseline, sel, dv)
+                except ValueError as exc:  # e.g. a baseline scored 0: the relative change is undefined
+                    per_seed[r["seed"]] = None
+                    v.setdefault("delta_m_undefined", {})[r["seed"]] = str(exc)
             finite = [x for x in per_seed.values() if x is not None and math.isfinite(x)]
             v["delta_m"][dv] = {**stats(finite), **mean_interval(finite)}
             v["delta_m_seeds"][dv] = per_seed
@@ -233,6 +237,9 @@ def _pair_markdown(name: str, p: dict[str, Any]) -> list[str]:
     missing = {vn: v["delta_m_missing"] for vn, v in p["variants"].items() if v.get("delta_m_missing")}
     for vn, bl in missing.items():
         lines.append(f"\nΔm of {vn} needs the unfinished baseline(s) {', '.join(bl)}.")
+    for vn, v in p["variants"].items():
+        for seed, why in (v.get("delta_m_undefined") or {}).items():
+            lines.append(f"\nΔm of {vn}, seed {seed}: undefined and left out of its mean and paired tests ({why}).")
     return lines + [""] + _paired_markdown(p)
 
 

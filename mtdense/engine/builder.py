@@ -19,9 +19,10 @@ from mtdense.data.normalization import dataset_normalization
 from mtdense.data.transforms import build_transform
 from mtdense.engine.distributed import ResumableSampler
 from mtdense.engine.weight_schedule import build_weight_schedule
+from mtdense.errors import ConfigError, DataError, closest
+from mtdense.metrics.delta_m import HIGHER_IS_BETTER, LOWER_IS_BETTER, base_name
 from mtdense.models.multitask import MultiTaskModel
 from mtdense.registry import COUPLINGS, DATASETS, TASKS
-from mtdense.errors import ConfigError, DataError, closest
 
 
 def build_dataset(cfg: DictConfig, split: str):
@@ -189,15 +190,24 @@ def bind_tasks(tasks: nn.ModuleDict, target_keys: list[str] | None = None) -> di
 
 
 def check_monitor(cfg: DictConfig, metric_names: dict[str, list[str]], couplings: list[str]) -> None:
-    """``trainer.monitor`` must be a key the validation will report (``val/...``)."""
-    monitor = cfg.trainer.get("monitor")
-    if monitor is None:
-        return
+    """``trainer.monitor`` must be a key the validation will report (``val/...``), and
+    ``trainer.monitor_mode`` must agree with its direction when that is known (losses and the
+    metrics of ``mtdense.metrics.delta_m``): overriding ``monitor`` alone used to keep a config's
+    ``max`` and select the checkpoint with the HIGHEST validation loss."""
+    monitor = cfg.trainer.get("monitor") or "val/loss"
     keys = ["val/loss"] + [f"val/loss/{n}" for n in [*metric_names, *couplings]]
     keys += [f"val/{task}/{m}" for task, names in metric_names.items() for m in names]
     if monitor not in keys:
         raise ConfigError(f"{monitor!r} is not reported by validation{closest(monitor, keys)}; "
                           f"choose one of: {', '.join(keys)}", key="trainer.monitor")
+    name = monitor.split("/")[-1] if not monitor.startswith("val/loss") else "loss"
+    base = base_name(name)
+    wanted = "min" if base in LOWER_IS_BETTER else "max" if base in HIGHER_IS_BETTER else None
+    mode = cfg.trainer.get("monitor_mode", "min")
+    if wanted is not None and mode != wanted:
+        raise ConfigError(f"trainer.monitor={monitor} is better when {'lower' if wanted == 'min' else 'higher'}, but "
+                          f"trainer.monitor_mode={mode}, so the worst checkpoint would be selected; "
+                          f"set trainer.monitor_mode={wanted}", key="trainer.monitor_mode")
 
 
 def predictions(tasks: nn.ModuleDict, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
