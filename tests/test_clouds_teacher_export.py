@@ -156,3 +156,17 @@ def test_session_latency_is_the_calling_threads_cpu_time(tiny_cloud_teacher, tmp
     assert cost["clock"] == "thread CPU" and cost["latency_ms"] > 0
     assert cost["process_cpu_ms"] == pytest.approx(cost["latency_ms"], rel=0.1, abs=0.5)
     assert cost["wall_ms"] >= 0.9 * cost["latency_ms"]
+
+
+def test_train_teacher_command_validates_on_data_val(tiny_cloud_teacher, tmp_path):
+    from mtdense.cli import main
+    from mtdense.config import find_config
+
+    tmp, _, _ = tiny_cloud_teacher
+    root = tmp / "s" / "38-Cloud_training"
+    assert main(["train-teacher", str(find_config("clouds/student.yaml")), "--out", str(tmp_path / "t"), "--iterations", "2",
+                 "--memory-gb", "0.01", "--base-features", "4", "--max-features", "8", "--validate-every", "1",
+                 f"data.train.root={root}", f"data.val.root={root}", "data.val.val_fraction=0.5",
+                 "data.train.val_fraction=0.5"]) == 0
+    curve = json.loads((tmp_path / "t" / "training.json").read_text())["curve"]
+    assert [p["iteration"] for p in curve] == [1, 2] and not (tmp_path / "t" / "resume.pt").exists()
