@@ -348,7 +348,13 @@ def report(records: dict, seeds: int, epochs: int, teacher_its: int) -> str:
     train_cpu = {m: [r["train_cpu_seconds"] for r in students if r["mode"] == m] for m in MODES}
     if all(train_cpu.values()):
         lines.append("Mean student training CPU time per run (all sizes): " + ", ".join(
-            f"{m} {statistics.fmean(v):.0f} s" for m, v in train_cpu.items()) + ".")
+            f"{m} {statistics.fmean(v):.0f} s" for m, v in train_cpu.items()) + f"; training CPU so far: teacher "
+            f"{teacher['train_cpu_seconds'] / 60:.0f} min + students {sum(map(sum, train_cpu.values())) / 60:.0f} min "
+            "(scoring and export not included; the protocol was sized to ~100 CPU-minutes in all).")
+    lines.append(f"Latency clocks of the teacher's fp32 graph: thread CPU {c32['latency_ms']:.0f} ms, process CPU "
+                 f"{c32.get('process_cpu_ms', float('nan')):.0f} ms, wall {c32.get('wall_ms', float('nan')):.0f} ms "
+                 "(process = thread: onnxruntime used no other thread; wall > thread only while other jobs share the "
+                 "core).")
     lines += conclusion(summary, verdicts, tj, th, len(students) < expected)
     lines += ["", "Caveats: synthetic scenes only; one teacher seed; the teacher is trained "
               f"{teacher['iterations']} iterations on a CPU (a real nnU-Net trains 1000 epochs × 250 iterations on a "
