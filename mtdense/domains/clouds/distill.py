@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from mtdense.config import load_config, plain
 from mtdense.errors import ConfigError
@@ -47,6 +47,7 @@ def use_cache(cfg, cache: Path) -> None:
     """Rewrite ``cfg``: training data wrapped with the cached soft targets, teacher → ``soft_targets``
     hook; hint-only teachers stay and run on the fly."""
     name, _ = only_teacher(cfg)
+    OmegaConf.resolve(cfg)  # a hint-only teacher may point at the cached teacher's path, deleted below
     train = plain(cfg.data.train)
     transform = train.pop("transform", None)
     with open_dict(cfg):
