@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from omegaconf import open_dict
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -119,7 +120,36 @@ def _overrides(tmp, folder, out, stages="[stride2,stride4]"):
     root = tmp / "s" / "38-Cloud_training"
     return [f"data.train.root={root}", f"data.val.root={root}", f"trainer.out_dir={out}", "data.batch_size=4",
             "data.train.transform.size=[32,32]", "model.backbone.width=2", "model.backbone.depth=3",
-            f"teachers.big.path={folder}", f"couplings.1.stages={stages}", "trainer.max_epochs=1"]
+            f"teachers.big.path={folder}", f"couplings.1.stages={stages}",  # hints: the same path by interpolation
+            "trainer.max_epochs=1"]
+
+
+def test_hints_only_teacher_gives_the_encoder_features_alone(tiny_cloud_teacher):
+    tmp, ds, folder = tiny_cloud_teacher
+    image = torch.stack([ds[0]["image"], ds[1]["image"]])
+    full = NnUNetLikeTeacher(str(folder), mirror=False)
+    full.request_features([2, 4])
+    hints = NnUNetLikeTeacher(str(folder), mirror=False, logits=False)
+    with pytest.raises(ConfigError, match=r"^logits: a teacher with logits: false gives encoder features only"):
+        hints.predict(image)
+    hints.request_features([2, 4])
+    out, expected = hints.predict(image), full.predict(image)
+    assert sorted(out) == ["features@2", "features@4"]  # no logits, and no deeper stage computed
+    for key in out:
+        torch.testing.assert_close(out[key], expected[key])
+
+
+def test_cached_logits_with_hints_on_the_fly(tiny_cloud_teacher, tmp_path):
+    """kd_feat from the cache: the logits teacher is cached and dropped, the hint-only teacher stays."""
+    tmp, _, folder = tiny_cloud_teacher
+    cfg = load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "run"))
+    build_cache(cfg, tmp_path / "soft.h5")
+    use_cache(cfg, tmp_path / "soft.h5")
+    assert list(cfg.teachers) == ["hints"]
+    trainer = Trainer(cfg)
+    batch = next(iter(DataLoader(trainer.exp.dataset("train"), batch_size=4)))
+    logged = trainer.train_step([batch])
+    assert float(logged["loss/kd_features"]) > 0 and float(logged["loss/kd_cloud"]) > 0
 
 
 def test_trainer_trains_and_saves_the_adapters(tiny_cloud_teacher, tmp_path):
@@ -147,7 +177,10 @@ def test_trainer_errors_name_the_coupling_key(tiny_cloud_teacher, tmp_path):
     with pytest.raises(ConfigError, match=r"^couplings\.1\.stages\.0: 'stride8' is not an encoder stage of the "
                                           r"student; stages: stride1, stride2, stride4$"):
         Trainer(cfg)
-    cfg = load_config(find_config("clouds/distill_features.yaml"), _overrides(tmp, folder, tmp_path / "b"))
+    cfg = load_config(find_config("clouds/distill_features.yaml"),
+                      _overrides(tmp, folder, tmp_path / "b") + ["couplings.1.teacher=big"])
+    with open_dict(cfg):  # one teacher for logits and hints
+        del cfg.teachers["hints"]
     build_cache(cfg, tmp_path / "soft.h5")
     use_cache(cfg, tmp_path / "soft.h5")  # the cached mode drops the teacher: features cannot come from the cache
     with pytest.raises(ConfigError, match=r"^couplings\.1\.teacher: no teacher 'big' runs during training.*on the fly"):

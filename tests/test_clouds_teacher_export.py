@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,70 @@ def test_int8_quantisation_keeps_the_console_quiet(tmp_path, caplog):
     quantize_int8(tmp_path / "m.onnx", tmp_path / "m.int8.onnx", tiles)
     assert not [r for r in caplog.records if "out-of-range" in r.getMessage()]
     assert (tmp_path / "m.int8.onnx").is_file()
+
+
+class _FailsAfter(torch.utils.data.Dataset):
+    """``dataset`` that raises on read number ``reads`` (an interrupted teacher training)."""
+
+    def __init__(self, dataset, reads: int):
+        self.dataset, self.left = dataset, reads
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        self.left -= 1
+        if self.left < 0:
+            raise KeyboardInterrupt
+        return self.dataset[i]
+
+
+def test_teacher_training_records_a_validation_curve_and_resumes_bit_for_bit(tiny_cloud_teacher, tmp_path):
+    from mtdense.domains.clouds.nnunet_like import train_nnunet_like
+
+    _, ds, _ = tiny_cloud_teacher
+    kw = dict(iterations=4, memory_gb=0.01, base_features=4, max_features=8, log_every=0, val_dataset=ds,
+              validate_every=2, checkpoint_every=2)
+    whole = train_nnunet_like(ds, tmp_path / "whole", **kw)
+    curve = json.loads((whole / "training.json").read_text())["curve"]
+    assert [p["iteration"] for p in curve] == [2, 4]
+    assert all(0 <= p["val_jaccard"] <= 1 and p["val_dice"] == pytest.approx(2 * p["val_jaccard"] / (1 + p["val_jaccard"]))
+               for p in curve)
+    batch = json.loads((whole / "plan.json").read_text())["batch_size"]
+    with pytest.raises(KeyboardInterrupt):  # the fingerprint reads every sample, then `batch` per iteration
+        train_nnunet_like(_FailsAfter(ds, len(ds) + 2 * batch + 1), tmp_path / "cut", **kw)
+    assert (tmp_path / "cut" / "resume.pt").is_file() and not (tmp_path / "cut" / "model.pt").exists()
+    cut = train_nnunet_like(ds, tmp_path / "cut", **kw)
+    assert not (cut / "resume.pt").exists()
+    a = torch.load(whole / "model.pt", weights_only=True)
+    b = torch.load(cut / "model.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    resumed = json.loads((cut / "training.json").read_text())["curve"]
+    drop = lambda c: [{k: v for k, v in p.items() if k != "cpu_seconds"} for p in c]  # noqa: E731
+    assert drop(resumed) == drop(curve)  # the first point came from the interrupted run's resume.pt
+
+
+def test_session_latency_is_the_calling_threads_cpu_time(tiny_cloud_teacher, tmp_path):
+    """onnxruntime with 1 intra-op thread runs on the caller: process CPU time = thread CPU time, so
+    the thread clock is the whole cost and a busy neighbour (wall time) does not inflate it."""
+    from mtdense.domains.clouds.scene_eval import session_cost
+
+    _, _, folder = tiny_cloud_teacher
+    cost = session_cost(export_onboard(folder, tmp_path / "t.onnx", size=32), size=128, runs=5)
+    assert cost["clock"] == "thread CPU" and cost["latency_ms"] > 0
+    assert cost["process_cpu_ms"] == pytest.approx(cost["latency_ms"], rel=0.1, abs=0.5)
+    assert cost["wall_ms"] >= 0.9 * cost["latency_ms"]
+
+
+def test_train_teacher_command_validates_on_data_val(tiny_cloud_teacher, tmp_path):
+    from mtdense.cli import main
+    from mtdense.config import find_config
+
+    tmp, _, _ = tiny_cloud_teacher
+    root = tmp / "s" / "38-Cloud_training"
+    assert main(["train-teacher", str(find_config("clouds/student.yaml")), "--out", str(tmp_path / "t"), "--iterations", "2",
+                 "--memory-gb", "0.01", "--base-features", "4", "--max-features", "8", "--validate-every", "1",
+                 f"data.train.root={root}", f"data.val.root={root}", "data.val.val_fraction=0.5",
+                 "data.train.val_fraction=0.5"]) == 0
+    curve = json.loads((tmp_path / "t" / "training.json").read_text())["curve"]
+    assert [p["iteration"] for p in curve] == [1, 2] and not (tmp_path / "t" / "resume.pt").exists()

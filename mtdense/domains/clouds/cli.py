@@ -28,9 +28,16 @@ def _train_teacher(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     train = plain(cfg.data.train)
     train.pop("transform", None)  # the teacher draws its own patches and mirrors them
+    val = None
+    if args.validate_every and cfg.data.get("val") is not None:
+        options = plain(cfg.data.val)
+        options.pop("transform", None)
+        val = DATASETS.build(options, "data.val")
     out = train_nnunet_like(DATASETS.build(train, "data.train"), args.out, iterations=args.iterations,
                             memory_gb=args.memory_gb, base_features=args.base_features,
-                            max_features=args.max_features, batch_size=args.batch_size, seed=args.seed)
+                            max_features=args.max_features, batch_size=args.batch_size, seed=args.seed,
+                            val_dataset=val, validate_every=args.validate_every,
+                            checkpoint_every=args.checkpoint_every)
     print(f"teacher: {out}")
     return 0
 
@@ -97,7 +104,9 @@ def add_commands(commands, data) -> None:
     sp = commands.add_parser("train-teacher", help="plan and train the built-in nnU-Net-like 2D teacher",
                              description="Fingerprints CONFIG's data.train, plans patch/batch size, depth and "
                                          "features as nnU-Net v2 does for the memory budget, trains PlainConvUNet "
-                                         "with deep supervision, writes OUT/plan.json and OUT/model.pt.")
+                                         "with deep supervision, writes OUT/plan.json, OUT/model.pt and "
+                                         "OUT/training.json (with the validation curve); rerun the same command "
+                                         "to resume from OUT/resume.pt.")
     sp.add_argument("config")
     sp.add_argument("--out", required=True)
     sp.add_argument("--iterations", type=int, default=250)
@@ -106,6 +115,9 @@ def add_commands(commands, data) -> None:
     sp.add_argument("--max-features", type=int, default=512, help="nnU-Net 2D: 512")
     sp.add_argument("--batch-size", type=int, default=None, help="override the planned batch size (CPU)")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--validate-every", type=int, default=50,
+                    help="iterations between validation points on data.val (0: none)")
+    sp.add_argument("--checkpoint-every", type=int, default=50, help="iterations between resume checkpoints (0: none)")
     sp.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     sp.set_defaults(run=_train_teacher)
 

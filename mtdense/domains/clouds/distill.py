@@ -4,7 +4,8 @@ The CONFIG is an ordinary experiment with a ``teachers`` section (any TEACHERS e
 built-in ``nnunet_like``, ``nnunetv2``, an mtdense ``checkpoint`` — multi-task teachers
 included) and distillation couplings (``kd_pixel``, ``kd_regression``). On the fly, the
 trainer asks the teacher for every batch. With ``cache``, the teacher runs once over the
-training set (``cache_soft_targets``), the teacher is dropped from the config, the training
+training set (``cache_soft_targets``), the teacher is dropped from the config (a second, hint-only
+teacher read only by ``kd_feature`` stays on the fly for the encoder features), the training
 data is wrapped in ``with_soft_targets`` and the ``soft_targets`` hook feeds the same couplings —
 no distillation branch anywhere in the trainer. Returns the validation metrics plus timings.
 """
@@ -15,23 +16,38 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from mtdense.config import load_config, plain
 from mtdense.errors import ConfigError
 from mtdense.registry import DATASETS, TEACHERS
 
 
+def hint_teachers(cfg) -> set[str]:
+    """Teachers that only feature couplings (``kd_feature``) read: they must run on the fly, since
+    the cache holds output logits, not encoder maps (e.g. an ``nnunet_like`` with ``logits: false``)."""
+    readers: dict[str, set[str]] = {}
+    for c in plain(cfg.get("couplings") or []):
+        if "teacher" in c:
+            readers.setdefault(c["teacher"], set()).add(c.get("type"))
+    return {name for name, kinds in readers.items() if kinds == {"kd_feature"}}
+
+
 def only_teacher(cfg) -> tuple[str, dict]:
-    teachers = plain(cfg.get("teachers") or {})
+    """The one teacher whose outputs are cached (hint-only teachers are not counted)."""
+    hints = hint_teachers(cfg)
+    teachers = {k: v for k, v in plain(cfg.get("teachers") or {}).items() if k not in hints}
     if len(teachers) != 1:
-        raise ConfigError(f"cached soft targets need exactly one teacher, found {len(teachers)}", key="teachers")
+        raise ConfigError(f"cached soft targets need exactly one teacher besides hint-only ones, found "
+                          f"{len(teachers)}", key="teachers")
     return next(iter(teachers.items()))
 
 
 def use_cache(cfg, cache: Path) -> None:
-    """Rewrite ``cfg``: training data wrapped with the cached soft targets, teacher → ``soft_targets`` hook."""
+    """Rewrite ``cfg``: training data wrapped with the cached soft targets, teacher → ``soft_targets``
+    hook; hint-only teachers stay and run on the fly."""
     name, _ = only_teacher(cfg)
+    OmegaConf.resolve(cfg)  # a hint-only teacher may point at the cached teacher's path, deleted below
     train = plain(cfg.data.train)
     transform = train.pop("transform", None)
     with open_dict(cfg):

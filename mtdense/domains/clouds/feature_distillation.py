@@ -15,7 +15,9 @@ arrive with its outputs (``features@<stride>`` entries of ``batch["teacher"][nam
 the teacher adds once ``request_features`` was called: ``nnunet_like``, and any teacher holding an mtdense
 model, e.g. ``checkpoint`` or ``ema``) — so feature distillation needs the
 teacher **on the fly**: the soft-target cache holds output logits only (feature maps at
-several strides do not fit the per-pixel target contract the cache rides on).
+several strides do not fit the per-pixel target contract the cache rides on). A hint-only
+``nnunet_like`` teacher (``logits: false``) runs just the encoder stages the hints need, next to
+logits from the cache (``configs/clouds/distill_features.yaml``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ forward FLOPs of one 4×512×512 chip (``torch.utils.flop_counter`` via ``mtdens
 
 from __future__ import annotations
 
+import csv
 import shutil
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ def train_student(data: Path, out: Path, width: int, depth: int, seed: int, epoc
                   cache: Path | None = None, extra: list[str] | None = None, config: str | None = None) -> dict:
     """A student trained with ``config``: by default labels only (``clouds/student.yaml``) without
     ``cache``, distillation from cached soft targets (``clouds/distill.yaml``) with it; a config
-    with a ``teachers`` section and no ``cache`` distils with the teacher on the fly."""
+    with a ``teachers`` section and no ``cache`` distils with the teacher on the fly. Returns wall
+    and CPU (process) seconds of the training and the validation Jaccard after every epoch."""
     from mtdense.domains.clouds.distill import distill
     from mtdense.engine.trainer import Trainer
 
@@ -51,13 +53,20 @@ def train_student(data: Path, out: Path, width: int, depth: int, seed: int, epoc
         shutil.rmtree(out)
     overrides = data_overrides(data) + student_overrides(width, depth, seed, epochs, out) + list(extra or [])
     config = config or ("clouds/student.yaml" if cache is None else "clouds/distill.yaml")
-    tic = time.perf_counter()
+    tic, cpu_tic = time.perf_counter(), time.process_time()
     cfg = load_config(find_config(config), overrides)
     if cfg.get("teachers"):
         distill(find_config(config), overrides, cache=cache)
     else:
         Trainer(cfg).fit()
-    return {"train_seconds": time.perf_counter() - tic, "run": str(out)}
+    return {"train_seconds": time.perf_counter() - tic, "train_cpu_seconds": time.process_time() - cpu_tic,
+            "val_jaccard_curve": metric_curve(out), "run": str(out)}
+
+
+def metric_curve(run: Path, key: str = "val/cloud/jaccard") -> list[float]:
+    """``key`` at every evaluation of a run, in order (from its ``metrics.csv``)."""
+    with open(run / "metrics.csv", newline="") as f:
+        return [float(row[key]) for row in csv.DictReader(f) if row.get(key)]
 
 
 def score_model(source: Path, data: Path, out_dir: Path, cost: bool = True) -> dict:

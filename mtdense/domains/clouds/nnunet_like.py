@@ -9,6 +9,12 @@ poly schedule (1 − it/its)^0.9, gradient norm clipped at 12. Invalid (nodata) 
 out of the loss. Validation and teacher inference use Gaussian sliding windows of the patch
 size (``mtdense.inference.sliding_window``) and mirroring test-time augmentation.
 
+Training records a validation curve (every ``validate_every`` iterations: mean training loss
+since the last point and the validation split's dataset-level Jaccard and Dice of the cloud
+class — nnU-Net logs a pseudo-Dice per epoch the same way) and can resume: every
+``checkpoint_every`` iterations the model, optimizer, schedule, sampling generator, losses and
+curve go to OUT/resume.pt, and a restarted call continues from there bit for bit.
+
 Why its own loop and not ``Trainer``: the core model contract gives one output per task, while
 deep supervision needs PlainConvUNet's per-stage outputs and its own decoder; wrapping it as a
 backbone would discard that decoder. The trained teacher enters distillation through the
@@ -18,6 +24,7 @@ TEACHERS kind (``{type: nnunet_like, path: ...}``) like any other teacher.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -26,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mtdense.domains.clouds.metrics import CloudMetrics
 from mtdense.domains.clouds.planner import Fingerprint, Plan, plan_2d
 from mtdense.domains.clouds.teacher_network import build_plain_unet
 from mtdense.engine.teachers import FEATURE_KEY, Teacher
-from mtdense.errors import CheckpointError
+from mtdense.errors import CheckpointError, ConfigError
 from mtdense.inference.sliding_window import sliding_window
 from mtdense.losses.pixel_losses import DiceCE
 from mtdense.registry import TEACHERS
@@ -105,10 +113,36 @@ def random_patch(sample: dict, patch: tuple[int, int], target: str, gen: torch.G
     return crop
 
 
+@torch.no_grad()
+def validation_scores(model: nn.Module, dataset, patch: tuple[int, int], target: str = "cloud") -> dict[str, float]:
+    """Dataset-level Jaccard and Dice of the cloud class over ``dataset`` (Gaussian sliding windows
+    of the plan patch, no mirroring); the model is put back in training mode."""
+    model.eval()
+    metric = CloudMetrics()
+    for i in range(len(dataset)):
+        s = dataset[i]
+        logits = sliding_window(model, s["image"][None], patch)
+        metric.update(logits.argmax(1), s["targets"][target][None], s["valid"][target][None])
+    model.train()
+    jaccard = float(metric.compute()["jaccard"])
+    return {"jaccard": jaccard, "dice": 2 * jaccard / (1 + jaccard)}
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def train_nnunet_like(dataset, out: str | Path, iterations: int = 250, memory_gb: float = 8.0, base_features: int = 32,
                       max_features: int = 512, batch_size: int | None = None, lr: float = 1e-2, seed: int = 0,
-                      target: str = "cloud", log_every: int = 50) -> Path:
-    """Plan and train a teacher on ``dataset``; writes OUT/plan.json, OUT/model.pt, OUT/training.json."""
+                      target: str = "cloud", log_every: int = 50, val_dataset=None, validate_every: int = 0,
+                      checkpoint_every: int = 0) -> Path:
+    """Plan and train a teacher on ``dataset``; writes OUT/plan.json, OUT/model.pt, OUT/training.json
+    (with the validation curve on ``val_dataset`` every ``validate_every`` iterations and at the end).
+    With ``checkpoint_every``, OUT/resume.pt is kept while training and a rerun resumes from it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     fp = fingerprint(dataset, target)
     plan: Plan = plan_2d(fp, memory_gb, base_features, max_features)
@@ -120,10 +154,25 @@ def train_nnunet_like(dataset, out: str | Path, iterations: int = 250, memory_gb
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: (1 - it / iterations) ** 0.9)
     loss_fn = DiceCE()
     gen = torch.Generator().manual_seed(seed)
-    losses, tic = [], time.perf_counter()
-    for it in range(iterations):
+    losses, curve, start, seconds, cpu_seconds = [], [], 0, 0.0, 0.0
+    resume = out / "resume.pt"
+    setup = {"plan": json.loads(json.dumps(plan_d)), "iterations": iterations, "lr": lr, "seed": seed}
+    if resume.is_file():
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        if state["setup"] != setup:
+            raise CheckpointError(f"{resume}: made for another plan or schedule; delete it to start over")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        gen.set_state(state["generator"])
+        losses, curve, start = state["losses"], state["curve"], state["iteration"]
+        seconds, cpu_seconds = state["seconds"], state["cpu_seconds"]
+        print(f"[nnunet_like] resuming {out} at iteration {start}/{iterations}", flush=True)
+    tic, cpu_tic = time.perf_counter(), time.process_time()
+    patch = tuple(plan_d["patch_size"])
+    for it in range(start, iterations):
         picks = torch.randint(0, len(dataset), (plan_d["batch_size"],), generator=gen).tolist()
-        crops = [random_patch(dataset[i], tuple(plan_d["patch_size"]), target, gen) for i in picks]
+        crops = [random_patch(dataset[i], patch, target, gen) for i in picks]
         image, t, v = (torch.stack(parts) for parts in zip(*crops))
         loss = deep_supervision_loss(model(image), t, v, loss_fn)
         optimizer.zero_grad(set_to_none=True)
@@ -132,14 +181,30 @@ def train_nnunet_like(dataset, out: str | Path, iterations: int = 250, memory_gb
         optimizer.step()
         schedule.step()
         losses.append(float(loss.detach()))
-        if log_every and (it + 1) % log_every == 0:
-            print(f"[nnunet_like] it {it + 1}/{iterations} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "model.pt")
+        done = it + 1
+        if log_every and done % log_every == 0:
+            print(f"[nnunet_like] it {done}/{iterations} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+        if val_dataset is not None and validate_every and (done % validate_every == 0 or done == iterations):
+            since = curve[-1]["iteration"] if curve else 0
+            point = {"iteration": done, "train_loss": float(np.mean(losses[since:done])),
+                     **{f"val_{k}": v for k, v in validation_scores(model, val_dataset, patch, target).items()},
+                     "cpu_seconds": cpu_seconds + time.process_time() - cpu_tic}
+            curve.append(point)
+            print(f"[nnunet_like] it {done}: val Jaccard {point['val_jaccard']:.4f} Dice {point['val_dice']:.4f}",
+                  flush=True)
+        if checkpoint_every and done % checkpoint_every == 0 and done < iterations:
+            _save_atomic({"setup": setup, "iteration": done, "model": model.state_dict(),
+                          "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                          "generator": gen.get_state(), "losses": losses, "curve": curve,
+                          "seconds": seconds + time.perf_counter() - tic,
+                          "cpu_seconds": cpu_seconds + time.process_time() - cpu_tic}, resume)
+    _save_atomic(model.state_dict(), out / "model.pt")
     (out / "plan.json").write_text(json.dumps(plan_d, indent=1))
-    (out / "training.json").write_text(json.dumps({"iterations": iterations, "seconds": time.perf_counter() - tic,
-                                                   "loss": losses[-1], "seed": seed}))
+    (out / "training.json").write_text(json.dumps({
+        "iterations": iterations, "seconds": seconds + time.perf_counter() - tic,
+        "cpu_seconds": cpu_seconds + time.process_time() - cpu_tic, "loss": losses[-1], "seed": seed,
+        "curve": curve}, indent=1))
+    resume.unlink(missing_ok=True)
     return out
 
 
@@ -157,15 +222,22 @@ def load_nnunet_like(folder: str | Path) -> tuple[NormalisedUNet, dict]:
 
 @TEACHERS.register("nnunet_like")
 class NnUNetLikeTeacher(Teacher):
-    """A trained nnU-Net-like teacher folder; sliding-window (Gaussian) + mirroring predictions."""
+    """A trained nnU-Net-like teacher folder; sliding-window (Gaussian) + mirroring predictions.
+
+    ``logits: false`` makes a hints-only teacher: ``predict`` runs only the encoder stages up to
+    the deepest requested feature stride and returns those features, no logits — for FitNets
+    hints on the fly next to logits from the soft-target cache (the decoder and the deeper
+    stages are the bulk of a forward)."""
 
     conformance_skip = "needs a trained teacher folder; tests/test_clouds_teacher_export.py trains one and checks it"
 
-    def __init__(self, path: str, task: str = "cloud", mirror: bool = True, step_fraction: float = 0.5):
+    def __init__(self, path: str, task: str = "cloud", mirror: bool = True, step_fraction: float = 0.5,
+                 logits: bool = True):
         super().__init__()
         self.net, self.plan = load_nnunet_like(path)
         self.net.requires_grad_(False)
         self.task, self.mirror, self.step_fraction = task, bool(mirror), float(step_fraction)
+        self.give_logits = bool(logits)
 
     def request_features(self, strides: list[int]) -> dict[int, int]:
         """From now on ``predict`` adds the encoder features at ``strides`` (``features@<stride>``, for
@@ -192,6 +264,8 @@ class NnUNetLikeTeacher(Teacher):
     @torch.no_grad()
     def predict(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         image = image.float()
+        if not self.give_logits:
+            return self.hints(image)
         if not self.feature_strides:
             return {self.task: self.logits(image)}
         self.net.eval()
@@ -202,6 +276,23 @@ class NnUNetLikeTeacher(Teacher):
         strides = self.encoder_strides()
         for stride in self.feature_strides:
             out[FEATURE_KEY.format(stride)] = skips[strides.index(stride)].float()
+        return out
+
+    def hints(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The requested encoder features only, from the encoder stages they need."""
+        if not self.feature_strides:
+            raise ConfigError("a teacher with logits: false gives encoder features only, and no feature "
+                              "distillation (kd_feature) asked it for any", key="logits")
+        self.net.eval()
+        strides = self.encoder_strides()
+        x = (image - self.net.mean) / self.net.std
+        out = {}
+        for stage, stride in zip(self.net.net.encoder.stages, strides):
+            x = stage(x)
+            if stride in self.feature_strides:
+                out[FEATURE_KEY.format(stride)] = x.float()
+            if stride >= max(self.feature_strides):
+                break
         return out
 
     def state_dict(self, *args, **kwargs) -> dict:  # frozen: nothing to save with the run
