@@ -142,6 +142,12 @@ def test_costs_are_measured_once_interleaved_not_inside_the_runs(finished_bench)
     assert (folder / "out" / "costs.json").stat().st_mtime_ns == before
 
 
+def test_a_corrupt_costs_file_is_one_line_naming_it(tmp_path):
+    (tmp_path / "costs.json").write_text('{"shapes": ')
+    with pytest.raises(DataError, match=r"costs.json: not valid JSON .*delete it and rerun"):
+        read_costs(tmp_path)
+
+
 def test_results_file_is_strict_json_and_names_bad_lines(tmp_path):
     store = ResultsFile(tmp_path / "results.jsonl")
     store.append({"key": "a/b/seed0", "x": float("nan")})

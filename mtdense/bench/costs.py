@@ -32,6 +32,7 @@ from mtdense.atomic_write import write_text
 from mtdense.bench.grid import Grid, Run
 from mtdense.engine.builder import make_loader
 from mtdense.engine.trainer import Trainer
+from mtdense.errors import DataError
 
 COSTS_FILE = "costs.json"
 
@@ -106,7 +107,7 @@ def measure_variants(runs: list[Run], reference: str | None, profile: dict[str, 
 def measure_costs(grid: Grid, out: Path, fingerprints: dict[str, str], log: Callable[[str], None] = print) -> Path:
     """Measure every pair's variants once into ``<out>/costs.json`` (kept while their configs are unchanged)."""
     path = Path(out) / COSTS_FILE
-    stored = json.loads(path.read_text()) if path.is_file() else {}
+    stored = read_costs(out)
     first = grid.seeds[0]
     by_pair: dict[str, list[Run]] = {}
     for run in grid.runs(Path(out)):
@@ -132,4 +133,10 @@ def measure_costs(grid: Grid, out: Path, fingerprints: dict[str, str], log: Call
 def read_costs(out: Path) -> dict[str, Any]:
     """The costs of a bench folder ({} before they are measured)."""
     path = Path(out) / COSTS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); delete it and rerun `mtdense bench --resume` to measure "
+                        "the costs again") from None
