@@ -170,3 +170,17 @@ def test_train_teacher_command_validates_on_data_val(tiny_cloud_teacher, tmp_pat
                  "data.train.val_fraction=0.5"]) == 0
     curve = json.loads((tmp_path / "t" / "training.json").read_text())["curve"]
     assert [p["iteration"] for p in curve] == [1, 2] and not (tmp_path / "t" / "resume.pt").exists()
+
+
+def test_session_peak_memory_is_the_sessions_not_the_parents(tiny_cloud_teacher, tmp_path):
+    """The cost subprocess must not report its parent's resident size: Linux keeps ``ru_maxrss``
+    across fork + exec, so a 1 GB parent made every model's session peak ≥ 1 GB (clouds_kd v1
+    showed 318 MB for a 2,034-parameter student and for the teacher alike)."""
+    from mtdense.domains.clouds.scene_eval import session_cost
+
+    _, _, folder = tiny_cloud_teacher
+    graph = export_onboard(folder, tmp_path / "t.onnx", size=32)
+    ballast = np.ones(2**30 // 8)  # 1 GiB resident in this (the parent) process
+    cost = session_cost(graph, size=128, runs=2)
+    assert ballast[-1] == 1.0
+    assert 0 < cost["peak_mb"] < 256

@@ -9,8 +9,10 @@ int8) and the threshold rule are scored identically.
 
 ``session_cost`` runs in a fresh subprocess (``python -m mtdense.domains.clouds.scene_eval``):
 onnxruntime with 1 intra-op thread, median latency of a 1×4×S×S chip, and the session's peak
-memory = peak resident set size after loading and running minus the resident size before
-creating the session (``resource.getrusage`` / ``/proc/self/status``). With one intra-op thread
+memory = the process's resident high-water mark after loading and running minus the resident size
+before creating the session (``VmHWM`` / ``VmRSS`` of ``/proc/self/status``). Not
+``getrusage().ru_maxrss``: Linux carries it across ``fork`` + ``exec``, so a child of a large
+process reports its parent's resident size. With one intra-op thread
 onnxruntime runs the graph on the calling thread, so the latency is that thread's CPU time
 (``time.thread_time``): the time on an idle core, unchanged when other jobs share the machine.
 The process CPU time and the wall time of the same runs are returned too; process ≈ thread CPU
@@ -33,6 +35,7 @@ from mtdense.domains.clouds.cloud38 import Cloud38Dataset, assemble_scene, read_
 from mtdense.domains.clouds.metrics import CloudMetrics
 from mtdense.domains.clouds.sensors import sensor as find_sensor
 from mtdense.domains.clouds.threshold_baseline import threshold_mask
+from mtdense.errors import DataError
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -78,15 +81,15 @@ def threshold_predictor(sensor: str, channel_names: list[str]) -> Predictor:
     return run
 
 
-def _rss_kb() -> int:
+def _status_kb(field: str) -> int:
+    """``field`` (VmRSS, VmHWM) of this process's /proc/self/status in kB."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    return 0
+    raise DataError(f"/proc/self/status has no {field}: session memory needs Linux procfs")
 
 
 def _measure(path: str, size: int, runs: int) -> dict:
-    import resource
     import time
 
     import onnxruntime  # noqa: F401 — imported before the baseline, so only the session is counted
@@ -95,7 +98,7 @@ def _measure(path: str, size: int, runs: int) -> dict:
 
     rng = np.random.default_rng(0)
     dn = rng.integers(1, 20000, (1, 4, size, size)).astype(np.uint16)
-    before = _rss_kb()
+    before = _status_kb("VmRSS")
     sess = session(path, threads=1)
     run_mask(sess, dn)  # warm-up (allocations, kernels)
     clocks = {"thread": time.thread_time, "process": time.process_time, "wall": time.perf_counter}
@@ -105,7 +108,7 @@ def _measure(path: str, size: int, runs: int) -> dict:
         run_mask(sess, dn)
         for k, c in clocks.items():
             times[k].append(c() - tic[k])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kb("VmHWM")
     median = {k: 1000 * float(np.median(v)) for k, v in times.items()}
     return {"latency_ms": median["thread"], "clock": "thread CPU", "process_cpu_ms": median["process"],
             "wall_ms": median["wall"], "peak_mb": (peak - before) / 1024}
