@@ -47,9 +47,9 @@ def cost_clock() -> tuple[Callable[[], float], str]:
 class _Timed:
     """One variant, ready to be timed: a trainer on one training batch and a batch-1 input."""
 
-    def __init__(self, run: Run, folder: Path):
-        cfg = run.config.copy()
-        cfg.trainer.out_dir = str(folder / run.variant.replace(":", "_"))
+    def __init__(self, name: str, config, folder: Path):
+        cfg = config.copy()
+        cfg.trainer.out_dir = str(folder / name.replace(":", "_"))
         self.trainer = Trainer(cfg)
         self.batch = next(iter(make_loader(cfg, self.trainer.exp.dataset("train"), "train", False)))
         self.image = self.batch["image"][:1]
@@ -74,14 +74,16 @@ class _Timed:
         return statistics.median(times)
 
 
-def measure_variants(runs: list[Run], reference: str | None, profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Interleaved cost of ``runs`` (one per variant) → per variant: medians and ratios to ``reference``."""
+def measure_variants(configs: dict[str, Any], reference: str | None, profile: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Interleaved cost of ``configs`` (variant name → experiment config; its ``trainer.out_dir``
+    is replaced by a temporary folder) → per variant: medians and ratios to ``reference``.
+    ``profile``: rounds, train_steps, warmup, latency_runs."""
     clock, clock_name = cost_clock()
     rounds, steps = int(profile["rounds"]), int(profile["train_steps"])
     if rounds < 1 or steps < 1:
         raise ValueError(f"profile: need rounds >= 1 and train_steps >= 1, got {rounds} and {steps}")
     with tempfile.TemporaryDirectory(prefix="mtdense-costs-") as tmp:
-        timed = {run.variant: _Timed(run, Path(tmp)) for run in runs}
+        timed = {name: _Timed(name, cfg, Path(tmp)) for name, cfg in configs.items()}
         for t in timed.values():  # warm-up: allocator, first-batch shared-parameter search, kernels
             t.train(max(1, int(profile["warmup"]) // 2), clock)
             t.forward(int(profile["warmup"]), clock)
@@ -123,7 +125,8 @@ def measure_costs(grid: Grid, out: Path, fingerprints: dict[str, str], log: Call
             log(f"{pair}: measuring the cost of {len(runs)} variants, interleaved in this process "
                 f"({grid.profile['rounds']} rounds)")
             stored[pair] = {"fingerprints": wanted, "threads": torch.get_num_threads(),
-                            "variants": measure_variants(runs, grid.reference, grid.profile)}
+                            "variants": measure_variants({r.variant: r.config for r in runs}, grid.reference,
+                                                         grid.profile)}
             write_text(path, json.dumps(stored, indent=1, allow_nan=False) + "\n")
     finally:
         torch.set_num_threads(threads_before)
