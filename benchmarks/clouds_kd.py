@@ -46,7 +46,7 @@ import torch
 from mtdense.bench.results import ResultsFile
 from mtdense.bench.statistics import compare_variants, mean_interval
 from mtdense.domains.clouds.cloud38 import Cloud38Dataset
-from mtdense.domains.clouds.kd_pipeline import metric_curve, score_model, train_student
+from mtdense.domains.clouds.kd_pipeline import score_model, train_student
 from mtdense.domains.clouds.nnunet_like import NnUNetLikeTeacher, train_nnunet_like
 from mtdense.domains.clouds.scene_eval import scene_scores, threshold_predictor
 from mtdense.domains.clouds.soft_targets import cache_soft_targets
@@ -119,7 +119,7 @@ def run_grid(out: Path, seeds: int, epochs: int, teacher_its: int, results: Resu
         record({"key": "cache", **cache_soft_targets(NnUNetLikeTeacher(str(teacher_dir), mirror=True), train, cache)})
     teacher_flags = [f"teachers.big.path={teacher_dir}"]
     if "on_the_fly_vs_cached" not in done:
-        record({"key": "on_the_fly_vs_cached", **on_the_fly_vs_cached(out, data, cache, teacher_flags)})
+        record({"key": "on_the_fly_vs_cached", **on_the_fly_vs_cached(data, cache, teacher_flags)})
     for seed in range(seeds):  # seed-outer: an interrupted run still has every size at the first seeds
         for width, depth in SIZES:
             for mode, config in MODES.items():
@@ -139,7 +139,7 @@ def run_grid(out: Path, seeds: int, epochs: int, teacher_its: int, results: Resu
                       f"({time.perf_counter() - tic:.0f} s with scoring)", flush=True)
 
 
-def on_the_fly_vs_cached(out: Path, data: Path, cache: Path, teacher_flags: list[str], batch: int = 8) -> dict:
+def on_the_fly_vs_cached(data: Path, cache: Path, teacher_flags: list[str], batch: int = 8) -> dict:
     """CPU seconds per training step of a w4 d3 student (batch ``batch``): kd with the teacher on the fly
     (no TTA) vs from the cache, and kd_feat as benchmarked (cached logits + hints on the fly);
     interleaved medians of ``mtdense.bench.costs.measure_variants`` (thread CPU with one thread)."""
@@ -148,8 +148,8 @@ def on_the_fly_vs_cached(out: Path, data: Path, cache: Path, teacher_flags: list
     from mtdense.domains.clouds.distill import use_cache
 
     root = data / "38-Cloud_training"
-    overrides = [f"data.train.root={root}", f"data.val.root={root}", f"trainer.out_dir={out / 'timing'}",
-                 "model.backbone.width=4", "model.backbone.depth=3", f"data.batch_size={batch}", *teacher_flags]
+    overrides = [f"data.train.root={root}", f"data.val.root={root}", "model.backbone.width=4",
+                 "model.backbone.depth=3", f"data.batch_size={batch}", *teacher_flags]  # out_dir: a temporary one
     hints = [teacher_flags[0].replace("teachers.big.", "teachers.hints.")]
     configs = {}
     for name, config, cached, extra in (("on_the_fly", "clouds/distill.yaml", False, []),
@@ -340,7 +340,8 @@ def report(records: dict, seeds: int, epochs: int, teacher_its: int) -> str:
                                                   for r in sorted(collapsed, key=lambda r: r["key"])) + "."]
     t, cache = records.get("on_the_fly_vs_cached"), records.get("cache", {})
     if t:
-        lines += ["", f"Training cost per step (w4 d3 student, batch 8, thread-CPU seconds, median of 5 interleaved rounds of 3 steps): kd with the teacher on the fly "
+        lines += ["", "Training cost per step (w4 d3 student, batch 8, thread-CPU seconds, median of 5 interleaved "
+                      f"rounds of 3 steps): kd with the teacher on the fly "
                       f"(no TTA) {t['on_the_fly']:.3f}, kd from the cache {t['cached']:.3f} "
                       f"({t['on_the_fly'] / t['cached']:.1f}× cheaper), kd_feat as benchmarked (cached logits + hints "
                       f"on the fly) {t['cached_with_hints']:.3f}; building the cache (mirror TTA, {cache.get('samples')} "

@@ -4,16 +4,14 @@ per-epoch CPU metric the trainer no longer logs and crashed the benchmark after 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
-import pytest
 import torch
+from conftest import ROOT
 
 from mtdense.domains.clouds.cloud38 import Cloud38Dataset
 from mtdense.domains.clouds.nnunet_like import NnUNetLikeTeacher
 from mtdense.domains.clouds.soft_targets import cache_soft_targets
 
-ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("clouds_kd_benchmark", ROOT / "benchmarks" / "clouds_kd.py")
 clouds_kd = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(clouds_kd)
@@ -27,7 +25,7 @@ def test_on_the_fly_vs_cached_gives_cpu_seconds_per_step(tiny_cloud_teacher, tmp
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        timing = clouds_kd.on_the_fly_vs_cached(tmp_path, tmp / "s", cache, [f"teachers.big.path={folder}"],
+        timing = clouds_kd.on_the_fly_vs_cached(tmp / "s", cache, [f"teachers.big.path={folder}"],
                                                batch=2)
     finally:
         torch.set_num_threads(threads)
